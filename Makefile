@@ -1,0 +1,94 @@
+# tracts - SQLite extension attaching US Census tracts to points.
+#
+#   make            build build/tracts.so
+#   make deps       install the Debian packages it needs (apt-get, as root)
+#   make test       deps + build + every test; ends "N passed, N failed"
+#   make asan-test  the test suite against an ASan/UBSan build
+#   make demo       deps + build + examples/demo.sql end to end, offline
+#   make bench      national-scale benchmark (not part of the tests)
+#   make install    copy the extension to $(PREFIX)/lib
+#   make clean
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+PKGS    := libzip geos shapelib libcrypto sqlite3
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra $(if $(CI),-Werror,)
+XCFLAGS := -fPIC -fvisibility=hidden -std=gnu11 -D_GNU_SOURCE $(WARN) \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# The extension links its libraries but never libsqlite3.
+XLIBS   := $(shell pkg-config --libs libzip geos shapelib libcrypto 2>/dev/null) \
+           -lgeos_c -lpthread -lm
+
+SRC     := ext/main.c ext/config.c ext/geom.c ext/shpzip.c ext/layer.c \
+           ext/pip.c ext/lookup.c
+HDR     := ext/tracts_int.h ext/tracts_sql.h include/tracts.h
+
+DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \
+             libshp-dev libgeos-dev libssl-dev
+DEB_TEST  := python3 python3-shapely libsqlite3-mod-spatialite gdal-bin zip
+DEB_BENCH := python3-geopandas
+
+.PHONY: all deps deps-test deps-bench test asan-test demo bench install clean tools
+
+all: $(BUILD)/tracts.so
+
+$(BUILD)/tracts.so: $(SRC) $(HDR) Makefile
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(XCFLAGS) -shared -o $@ $(SRC) $(XLIBS)
+	@nm -D --defined-only $@ | grep -q ' sqlite3_tracts_init$$'
+	@! nm -D --undefined-only $@ | grep -q ' sqlite3_[a-z_]*$$' || \
+	  (echo "tracts.so must not link libsqlite3"; exit 1)
+
+$(BUILD)/asan/tracts.so: $(SRC) $(HDR) Makefile
+	@mkdir -p $(BUILD)/asan
+	clang -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=undefined $(XCFLAGS) -shared -o $@ $(SRC) $(XLIBS)
+
+tools: $(BUILD)/gentracts $(BUILD)/genpoints
+
+$(BUILD)/gentracts: tools/gentracts.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs shapelib libzip) -lm
+
+$(BUILD)/genpoints: tools/genpoints.c
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs sqlite3) -lm
+
+$(BUILD)/unit: tests/unit.c ext/geom.c ext/pip.c ext/tracts_int.h
+	$(CC) $(CFLAGS) $(XCFLAGS) -o $@ tests/unit.c ext/geom.c ext/pip.c \
+	  -lgeos_c -lm
+
+# Install what is missing, once; needs root and the Debian package mirror.
+deps:
+	@sh tests/deps.sh $(DEB_BUILD)
+deps-test: deps
+	@sh tests/deps.sh $(DEB_TEST)
+deps-bench: deps-test
+	@sh tests/deps.sh $(DEB_BENCH)
+
+test: deps-test
+	@$(MAKE) --no-print-directory all tools $(BUILD)/unit
+	@sh tests/run.sh $(BUILD)/tracts.so
+
+asan-test: deps-test
+	@sh tests/deps.sh clang
+	@$(MAKE) --no-print-directory $(BUILD)/asan/tracts.so tools
+	@TRACTS_ASAN=1 sh tests/run.sh $(BUILD)/asan/tracts.so
+
+demo: deps-test
+	@$(MAKE) --no-print-directory all tools
+	@sh examples/demo.sh
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory all tools
+	@sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 0644 $(BUILD)/tracts.so $(DESTDIR)$(PREFIX)/lib/tracts.so
+	install -m 0644 include/tracts.h $(DESTDIR)$(PREFIX)/include/tracts.h
+
+clean:
+	rm -rf $(BUILD)

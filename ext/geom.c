@@ -1,0 +1,554 @@
+/*
+** geom.c - polygon geometry in flat arrays, SpatiaLite BLOBs and GEOS.
+**
+** What it does
+**
+**   A TrGeom (tracts_int.h) holds a POLYGON or MULTIPOLYGON as three flat
+**   arrays (rings per polygon, points per ring, coordinates). This file
+**   makes one from the rings of a shapefile record, writes and reads the
+**   SpatiaLite geometry BLOB format, converts to and from GEOS, and checks
+**   validity with GEOS, repairing invalid polygons when asked.
+**
+** SpatiaLite BLOB format (little-endian, as SpatiaLite writes it on x86):
+**
+**   0x00 | 0x01 | srid:i32 | minx maxx... (4 doubles: minx,miny,maxx,maxy)
+**   | 0x7C | class:i32 (3 POLYGON, 6 MULTIPOLYGON) | body | 0xFE
+**
+**   A MULTIPOLYGON body is nPoly:i32, then per polygon 0x69, class 3:i32,
+**   nRing:i32 and per ring nPt:i32 and nPt (x,y) doubles. A POLYGON body
+**   is nRing:i32 and the rings. We always write MULTIPOLYGON so the column
+**   has one type; we read both. Big-endian, compressed and Z/M blobs are
+**   refused as malformed (we never write them).
+**
+** Shapefile rings
+**
+**   A shapefile polygon is a list of rings: outer rings clockwise, holes
+**   counter-clockwise. Each hole goes to the smallest outer ring that
+**   contains its first point; a hole no outer contains becomes an outer
+**   (as GDAL does); if there is no clockwise ring at all, every ring is an
+**   outer (files written with the opposite orientation). Unclosed rings are
+**   closed; rings with fewer than 4 points after that are dropped.
+**
+** Limits and rules
+**
+**   Nothing here calls SQLite; memory is malloc/free. Inputs are never
+**   trusted: every count in a blob is checked against the blob's size.
+**   GEOS objects are made and freed on the caller's context; a context is
+**   used by one thread at a time.
+*/
+#include "tracts_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOB_START   0x00
+#define BLOB_LE      0x01
+#define BLOB_MBR_END 0x7C
+#define BLOB_ENTITY  0x69
+#define BLOB_END     0xFE
+#define CLASS_POLYGON      3
+#define CLASS_MULTIPOLYGON 6
+#define BLOB_HEADER  43      /* bytes up to and including the class */
+
+void trGeomFree(TrGeom *p){
+  free(p->aPolyRings);
+  free(p->aRingPts);
+  free(p->aXY);
+  memset(p, 0, sizeof(*p));
+}
+
+void trGeomBox(TrGeom *p){
+  int i;
+  double *b = p->aBox;
+  b[0] = b[1] = HUGE_VAL;
+  b[2] = b[3] = -HUGE_VAL;
+  for(i=0; i<p->nPt; i++){
+    double x = p->aXY[2*i], y = p->aXY[2*i+1];
+    if( x<b[0] ) b[0] = x;
+    if( y<b[1] ) b[1] = y;
+    if( x>b[2] ) b[2] = x;
+    if( y>b[3] ) b[3] = y;
+  }
+  if( p->nPt==0 ) b[0] = b[1] = b[2] = b[3] = 0.0;
+}
+
+/* Twice the signed area of ring (x,y)[0..n-1]; negative when clockwise. */
+static double ringArea2(const double *aX, const double *aY, int n){
+  double s = 0.0;
+  int i;
+  for(i=0; i+1<n; i++){
+    s += (aX[i] - aX[0])*(aY[i+1] - aY[0]) - (aX[i+1] - aX[0])*(aY[i] - aY[0]);
+  }
+  return s;
+}
+
+/* 1 if (x,y) is inside the closed ring of n points (even-odd rule). */
+static int ringContains(const double *aX, const double *aY, int n,
+                        double x, double y){
+  int i, c = 0;
+  for(i=0; i+1<n; i++){
+    double xi = aX[i], yi = aY[i], xj = aX[i+1], yj = aY[i+1];
+    if( (yi>y)!=(yj>y) && x < (xj-xi)*(y-yi)/(yj-yi) + xi ) c = !c;
+  }
+  return c;
+}
+
+/* A ring of the shapefile record being assembled. */
+typedef struct RingInfo RingInfo;
+struct RingInfo {
+  int iStart;          /* first point in the record's arrays */
+  int nPt;             /* points, not counting an added closing point */
+  int bClose;          /* 1 if a closing point must be added */
+  double area;         /* |area| */
+  int bOuter;          /* 1 for a shell */
+  int iOwner;          /* for a hole: index of its shell ring */
+};
+
+int trGeomFromRings(TrGeom *p, int nPart, const int *aPart, int nPt,
+                    const double *aX, const double *aY, const char **pzErr){
+  RingInfo *aR = 0;
+  int nR = 0, i, j, nOuter = 0, nTotal = 0, iRing = 0, iPoly = 0, iPt = 0;
+  memset(p, 0, sizeof(*p));
+  if( nPart<=0 || nPt<=0 ){ *pzErr = "empty polygon"; return 1; }
+  aR = calloc((size_t)nPart, sizeof(RingInfo));
+  if( aR==0 ){ *pzErr = "out of memory"; return 1; }
+  for(i=0; i<nPart; i++){
+    int s = aPart[i], e = (i+1<nPart) ? aPart[i+1] : nPt, n, bClose;
+    if( s<0 || e>nPt || s>e ){ free(aR); *pzErr = "bad ring offsets"; return 1; }
+    n = e - s;
+    for(j=s; j<e; j++){
+      if( !isfinite(aX[j]) || !isfinite(aY[j]) ){
+        free(aR); *pzErr = "non-finite coordinate"; return 1;
+      }
+    }
+    bClose = n>0 && (aX[s]!=aX[e-1] || aY[s]!=aY[e-1]);
+    if( n + bClose < 4 ) continue;             /* degenerate ring: drop */
+    aR[nR].iStart = s;
+    aR[nR].nPt = n;
+    aR[nR].bClose = bClose;
+    {
+      double a = ringArea2(aX+s, aY+s, n);  /* closing edge adds 0 */
+      aR[nR].bOuter = a<0.0;
+      aR[nR].area = fabs(a);
+    }
+    aR[nR].iOwner = -1;
+    nOuter += aR[nR].bOuter;
+    nR++;
+  }
+  if( nR==0 ){ free(aR); *pzErr = "polygon has no ring of 4 or more points"; return 1; }
+  if( nOuter==0 ){
+    for(i=0; i<nR; i++) aR[i].bOuter = 1;
+    nOuter = nR;
+  }
+  /* Each hole to the smallest shell containing its first point. */
+  for(i=0; i<nR; i++){
+    int best = -1;
+    if( aR[i].bOuter ) continue;
+    for(j=0; j<nR; j++){
+      if( !aR[j].bOuter ) continue;
+      if( best>=0 && aR[j].area>=aR[best].area ) continue;
+      if( ringContains(aX+aR[j].iStart, aY+aR[j].iStart, aR[j].nPt,
+                       aX[aR[i].iStart], aY[aR[i].iStart]) ){
+        best = j;
+      }
+    }
+    if( best<0 ){ aR[i].bOuter = 1; nOuter++; }
+    else aR[i].iOwner = best;
+  }
+  for(i=0; i<nR; i++) nTotal += aR[i].nPt + aR[i].bClose;
+  p->aPolyRings = malloc(sizeof(int)*(size_t)nOuter);
+  p->aRingPts = malloc(sizeof(int)*(size_t)nR);
+  p->aXY = malloc(sizeof(double)*2*(size_t)nTotal);
+  if( !p->aPolyRings || !p->aRingPts || !p->aXY ){
+    trGeomFree(p); free(aR); *pzErr = "out of memory"; return 1;
+  }
+  /* Emit shells in file order, each followed by its holes. */
+  for(i=0; i<nR; i++){
+    int k;
+    if( !aR[i].bOuter ) continue;
+    p->aPolyRings[iPoly] = 0;
+    /* shell first */
+    for(k=-1; k<nR; k++){
+      const RingInfo *r;
+      int m;
+      if( k<0 ) r = &aR[i];
+      else if( !aR[k].bOuter && aR[k].iOwner==i ) r = &aR[k];
+      else continue;
+      for(m=0; m<r->nPt; m++){
+        p->aXY[2*iPt] = aX[r->iStart+m];
+        p->aXY[2*iPt+1] = aY[r->iStart+m];
+        iPt++;
+      }
+      if( r->bClose ){
+        p->aXY[2*iPt] = aX[r->iStart];
+        p->aXY[2*iPt+1] = aY[r->iStart];
+        iPt++;
+      }
+      p->aRingPts[iRing++] = r->nPt + r->bClose;
+      p->aPolyRings[iPoly]++;
+    }
+    iPoly++;
+  }
+  p->nPoly = iPoly;
+  p->nRing = iRing;
+  p->nPt = iPt;
+  free(aR);
+  trGeomBox(p);
+  return 0;
+}
+
+/* ---- BLOB writing ---------------------------------------------------- */
+
+static unsigned char *putI32(unsigned char *z, int32_t v){
+  uint32_t u = (uint32_t)v;
+  z[0] = (unsigned char)u; z[1] = (unsigned char)(u>>8);
+  z[2] = (unsigned char)(u>>16); z[3] = (unsigned char)(u>>24);
+  return z+4;
+}
+static unsigned char *putF64(unsigned char *z, double v){
+  uint64_t u;
+  int i;
+  memcpy(&u, &v, 8);
+  for(i=0; i<8; i++) z[i] = (unsigned char)(u>>(8*i));
+  return z+8;
+}
+static int32_t getI32(const unsigned char *z){
+  return (int32_t)((uint32_t)z[0] | (uint32_t)z[1]<<8
+                   | (uint32_t)z[2]<<16 | (uint32_t)z[3]<<24);
+}
+static double getF64(const unsigned char *z){
+  uint64_t u = 0;
+  double v;
+  int i;
+  for(i=0; i<8; i++) u |= (uint64_t)z[i]<<(8*i);
+  memcpy(&v, &u, 8);
+  return v;
+}
+
+unsigned char *trGeomToBlob(const TrGeom *p, int srid, int *pnBlob){
+  size_t n = BLOB_HEADER + 4 + (size_t)p->nPoly*9 + (size_t)p->nRing*4
+           + (size_t)p->nPt*16 + 1;
+  unsigned char *a, *z;
+  int i, r = 0, k = 0;
+  if( n>0x7fffffff ) return 0;
+  a = z = malloc(n);
+  if( a==0 ) return 0;
+  *z++ = BLOB_START;
+  *z++ = BLOB_LE;
+  z = putI32(z, srid);
+  z = putF64(z, p->aBox[0]); z = putF64(z, p->aBox[1]);
+  z = putF64(z, p->aBox[2]); z = putF64(z, p->aBox[3]);
+  *z++ = BLOB_MBR_END;
+  z = putI32(z, CLASS_MULTIPOLYGON);
+  z = putI32(z, p->nPoly);
+  for(i=0; i<p->nPoly; i++){
+    int j;
+    *z++ = BLOB_ENTITY;
+    z = putI32(z, CLASS_POLYGON);
+    z = putI32(z, p->aPolyRings[i]);
+    for(j=0; j<p->aPolyRings[i]; j++, r++){
+      int m;
+      z = putI32(z, p->aRingPts[r]);
+      for(m=0; m<p->aRingPts[r]; m++, k++){
+        z = putF64(z, p->aXY[2*k]);
+        z = putF64(z, p->aXY[2*k+1]);
+      }
+    }
+  }
+  *z++ = BLOB_END;
+  *pnBlob = (int)n;
+  return a;
+}
+
+/* ---- BLOB reading ---------------------------------------------------- */
+
+/* Read the rings of one polygon body at a[*pi], bounded by n. */
+static int blobPolygon(const unsigned char *a, int n, int *pi,
+                       int (*xRing)(void*, int, const unsigned char*),
+                       void *pCtx){
+  int i = *pi, nRing, j;
+  if( n-i<4 ) return 1;
+  nRing = getI32(a+i); i += 4;
+  if( nRing<1 || nRing>(n-i)/4 ) return 1;
+  for(j=0; j<nRing; j++){
+    int nPt;
+    if( n-i<4 ) return 1;
+    nPt = getI32(a+i); i += 4;
+    if( nPt<4 || nPt>(n-i)/16 ) return 1;
+    if( xRing && xRing(pCtx, nPt, a+i) ) return 2;
+    i += nPt*16;
+  }
+  *pi = i;
+  return 0;
+}
+
+int trBlobRings(const unsigned char *a, int n, double *aBox,
+                int (*xRing)(void*, int, const unsigned char*), void *pCtx){
+  int i = BLOB_HEADER, cls, rc;
+  if( a==0 || n<BLOB_HEADER+5 ) return 1;
+  if( a[0]!=BLOB_START || a[1]!=BLOB_LE || a[38]!=BLOB_MBR_END ) return 1;
+  if( a[n-1]!=BLOB_END ) return 1;
+  n--;                                        /* exclude the end marker */
+  if( aBox ){
+    aBox[0] = getF64(a+6);  aBox[1] = getF64(a+14);
+    aBox[2] = getF64(a+22); aBox[3] = getF64(a+30);
+  }
+  cls = getI32(a+39);
+  if( cls==CLASS_POLYGON ){
+    rc = blobPolygon(a, n, &i, xRing, pCtx);
+    if( rc ) return rc;
+  }else if( cls==CLASS_MULTIPOLYGON ){
+    int nPoly, j;
+    if( n-i<4 ) return 1;
+    nPoly = getI32(a+i); i += 4;
+    if( nPoly<1 || nPoly>(n-i)/9 ) return 1;
+    for(j=0; j<nPoly; j++){
+      if( n-i<5 || a[i]!=BLOB_ENTITY || getI32(a+i+1)!=CLASS_POLYGON ) return 1;
+      i += 5;
+      rc = blobPolygon(a, n, &i, xRing, pCtx);
+      if( rc ) return rc;
+    }
+  }else{
+    return 1;
+  }
+  return i==n ? 0 : 1;
+}
+
+/* Context for trGeomFromBlob: two passes, counting then filling. */
+typedef struct BlobFill BlobFill;
+struct BlobFill {
+  TrGeom *p;
+  int bFill;
+};
+static int blobCountRing(void *pCtx, int nPt, const unsigned char *aXY){
+  BlobFill *f = (BlobFill*)pCtx;
+  TrGeom *p = f->p;
+  if( f->bFill ){
+    int m;
+    p->aRingPts[p->nRing] = nPt;
+    for(m=0; m<2*nPt; m++) p->aXY[2*p->nPt + m] = getF64(aXY + 8*m);
+  }
+  p->nRing++;
+  p->nPt += nPt;
+  return 0;
+}
+
+int trGeomFromBlob(TrGeom *p, const unsigned char *a, int n){
+  BlobFill f;
+  int i, cls, nPoly;
+  memset(p, 0, sizeof(*p));
+  f.p = p;
+  f.bFill = 0;
+  if( trBlobRings(a, n, 0, blobCountRing, &f) ) return 1;
+  cls = getI32(a+39);
+  nPoly = cls==CLASS_POLYGON ? 1 : getI32(a+BLOB_HEADER);
+  p->aPolyRings = malloc(sizeof(int)*(size_t)nPoly);
+  p->aRingPts = malloc(sizeof(int)*(size_t)p->nRing);
+  p->aXY = malloc(sizeof(double)*2*(size_t)p->nPt);
+  if( !p->aPolyRings || !p->aRingPts || !p->aXY ){ trGeomFree(p); return 2; }
+  p->nRing = p->nPt = 0;
+  f.bFill = 1;
+  trBlobRings(a, n, 0, blobCountRing, &f);
+  /* rings per polygon from the blob's structure */
+  if( cls==CLASS_POLYGON ){
+    p->aPolyRings[0] = p->nRing;
+  }else{
+    int k = BLOB_HEADER + 4;
+    for(i=0; i<nPoly; i++){
+      int nRing = getI32(a+k+5), j;
+      p->aPolyRings[i] = nRing;
+      k += 9;
+      for(j=0; j<nRing; j++) k += 4 + 16*getI32(a+k);
+    }
+  }
+  p->nPoly = nPoly;
+  trGeomBox(p);
+  return 0;
+}
+
+/* ---- GEOS ------------------------------------------------------------ */
+
+static void geosMessage(const char *zMsg, void *pUser){
+  TrGeosErr *p = (TrGeosErr*)pUser;
+  snprintf(p->zMsg, sizeof(p->zMsg), "%s", zMsg ? zMsg : "unknown error");
+}
+
+GEOSContextHandle_t trGeosInit(TrGeosErr *pErr){
+  GEOSContextHandle_t h = GEOS_init_r();
+  if( h==0 ) return 0;
+  pErr->zMsg[0] = 0;
+  GEOSContext_setErrorMessageHandler_r(h, geosMessage, pErr);
+  GEOSContext_setNoticeMessageHandler_r(h, 0, 0);
+  return h;
+}
+
+GEOSGeometry *trGeomToGeos(GEOSContextHandle_t h, const TrGeom *p){
+  GEOSGeometry **aPoly = calloc((size_t)(p->nPoly ? p->nPoly : 1),
+                                sizeof(GEOSGeometry*));
+  GEOSGeometry *pRes = 0;
+  int i, r = 0, k = 0, nDone = 0;
+  if( aPoly==0 ) return 0;
+  for(i=0; i<p->nPoly; i++){
+    int nRing = p->aPolyRings[i], j;
+    GEOSGeometry *pShell = 0, **aHole = 0;
+    aHole = calloc((size_t)(nRing ? nRing : 1), sizeof(GEOSGeometry*));
+    if( aHole==0 ) goto fail;
+    for(j=0; j<nRing; j++, r++){
+      GEOSCoordSequence *pSeq = GEOSCoordSeq_copyFromBuffer_r(
+          h, p->aXY + 2*k, (unsigned)p->aRingPts[r], 0, 0);
+      GEOSGeometry *pRing;
+      k += p->aRingPts[r];
+      pRing = pSeq ? GEOSGeom_createLinearRing_r(h, pSeq) : 0;
+      if( pRing==0 ){
+        int m;
+        if( pShell ) GEOSGeom_destroy_r(h, pShell);
+        for(m=0; m<j-1; m++) GEOSGeom_destroy_r(h, aHole[m]);
+        free(aHole);
+        goto fail;
+      }
+      if( j==0 ) pShell = pRing; else aHole[j-1] = pRing;
+    }
+    aPoly[i] = GEOSGeom_createPolygon_r(h, pShell, aHole, (unsigned)(nRing-1));
+    free(aHole);
+    if( aPoly[i]==0 ) goto fail;
+    nDone++;
+  }
+  pRes = GEOSGeom_createCollection_r(h, GEOS_MULTIPOLYGON, aPoly,
+                                     (unsigned)p->nPoly);
+  if( pRes==0 ) goto fail;
+  free(aPoly);
+  return pRes;
+fail:
+  for(i=0; i<nDone; i++) GEOSGeom_destroy_r(h, aPoly[i]);
+  free(aPoly);
+  return 0;
+}
+
+/* Append the polygons of g (recursing into collections) to *p, whose
+** arrays are grown as needed. Returns 0, or 1 on failure. */
+typedef struct GeomAcc GeomAcc;
+struct GeomAcc {
+  TrGeom *p;
+  int nPolyAlloc, nRingAlloc, nPtAlloc;
+};
+static int growInts(int **pa, int *pnAlloc, int nNeed){
+  if( nNeed>*pnAlloc ){
+    int n = nNeed*2 + 8;
+    int *a = realloc(*pa, sizeof(int)*(size_t)n);
+    if( a==0 ) return 1;
+    *pa = a;
+    *pnAlloc = n;
+  }
+  return 0;
+}
+static int accRing(GEOSContextHandle_t h, GeomAcc *pAcc,
+                   const GEOSGeometry *pRing){
+  TrGeom *p = pAcc->p;
+  const GEOSCoordSequence *pSeq = GEOSGeom_getCoordSeq_r(h, pRing);
+  unsigned int n = 0;
+  if( pSeq==0 || !GEOSCoordSeq_getSize_r(h, pSeq, &n) ) return 1;
+  if( growInts(&p->aRingPts, &pAcc->nRingAlloc, p->nRing+1) ) return 1;
+  if( p->nPt + (int)n > pAcc->nPtAlloc ){
+    int nNew = (p->nPt + (int)n)*2 + 16;
+    double *a = realloc(p->aXY, sizeof(double)*2*(size_t)nNew);
+    if( a==0 ) return 1;
+    p->aXY = a;
+    pAcc->nPtAlloc = nNew;
+  }
+  if( n>0 && !GEOSCoordSeq_copyToBuffer_r(h, pSeq, p->aXY + 2*p->nPt, 0, 0) ){
+    return 1;
+  }
+  p->aRingPts[p->nRing++] = (int)n;
+  p->nPt += (int)n;
+  return 0;
+}
+static int accGeom(GEOSContextHandle_t h, GeomAcc *pAcc, const GEOSGeometry *g){
+  int t = GEOSGeomTypeId_r(h, g), i, n;
+  TrGeom *p = pAcc->p;
+  if( t==GEOS_POLYGON ){
+    const GEOSGeometry *pShell;
+    if( GEOSisEmpty_r(h, g)==1 ) return 0;
+    n = GEOSGetNumInteriorRings_r(h, g);
+    pShell = GEOSGetExteriorRing_r(h, g);
+    if( n<0 || pShell==0 ) return 1;
+    if( growInts(&p->aPolyRings, &pAcc->nPolyAlloc, p->nPoly+1) ) return 1;
+    if( accRing(h, pAcc, pShell) ) return 1;
+    for(i=0; i<n; i++){
+      const GEOSGeometry *pHole = GEOSGetInteriorRingN_r(h, g, i);
+      if( pHole==0 || accRing(h, pAcc, pHole) ) return 1;
+    }
+    p->aPolyRings[p->nPoly++] = n+1;
+    return 0;
+  }
+  if( t==GEOS_MULTIPOLYGON || t==GEOS_GEOMETRYCOLLECTION ){
+    n = GEOSGetNumGeometries_r(h, g);
+    if( n<0 ) return 1;
+    for(i=0; i<n; i++){
+      const GEOSGeometry *pSub = GEOSGetGeometryN_r(h, g, i);
+      if( pSub==0 || accGeom(h, pAcc, pSub) ) return 1;
+    }
+    return 0;
+  }
+  return 0;                     /* points and lines are not polygonal */
+}
+
+int trGeomFromGeos(GEOSContextHandle_t h, const GEOSGeometry *g, TrGeom *p){
+  GeomAcc acc;
+  memset(p, 0, sizeof(*p));
+  memset(&acc, 0, sizeof(acc));
+  acc.p = p;
+  if( accGeom(h, &acc, g) ){ trGeomFree(p); return 1; }
+  trGeomBox(p);
+  return 0;
+}
+
+int trGeomValidate(GEOSContextHandle_t h, TrGeom *p, int bRepair,
+                   char *zErr, int nErr){
+  GEOSGeometry *g = trGeomToGeos(h, p), *pFixed = 0;
+  GEOSMakeValidParams *pParams = 0;
+  TrGeom fixed;
+  char v;
+  int rc;
+  if( g==0 ){
+    snprintf(zErr, (size_t)nErr, "GEOS could not build the geometry");
+    return -2;
+  }
+  v = GEOSisValid_r(h, g);
+  if( v==1 ){ GEOSGeom_destroy_r(h, g); return 0; }
+  if( v!=0 ){
+    GEOSGeom_destroy_r(h, g);
+    snprintf(zErr, (size_t)nErr, "GEOS validity check failed");
+    return -2;
+  }
+  {
+    char *zWhy = GEOSisValidReason_r(h, g);
+    snprintf(zErr, (size_t)nErr, "%s", zWhy ? zWhy : "invalid polygon");
+    if( zWhy ) GEOSFree_r(h, zWhy);
+  }
+  if( !bRepair ){ GEOSGeom_destroy_r(h, g); return -1; }
+  pParams = GEOSMakeValidParams_create_r(h);
+  if( pParams ){
+    GEOSMakeValidParams_setMethod_r(h, pParams, GEOS_MAKE_VALID_STRUCTURE);
+    GEOSMakeValidParams_setKeepCollapsed_r(h, pParams, 0);
+    pFixed = GEOSMakeValidWithParams_r(h, g, pParams);
+    GEOSMakeValidParams_destroy_r(h, pParams);
+  }
+  GEOSGeom_destroy_r(h, g);
+  if( pFixed==0 ) return -2;
+  rc = trGeomFromGeos(h, pFixed, &fixed);
+  GEOSGeom_destroy_r(h, pFixed);
+  if( rc ){
+    snprintf(zErr, (size_t)nErr, "out of memory repairing polygon");
+    return -2;
+  }
+  if( fixed.nPoly==0 ){
+    trGeomFree(&fixed);
+    return -1;                  /* nothing polygonal left: keep reason */
+  }
+  trGeomFree(p);
+  *p = fixed;
+  return 1;
+}

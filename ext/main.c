@@ -1,0 +1,105 @@
+/*
+** main.c - entry point of the tracts extension.
+**
+** Usage
+**
+**     .load ./build/tracts
+**     SELECT tracts_version();          -- '0.1.0'
+**     SELECT tracts_debug();            -- versions of SQLite, GEOS, libzip,
+**                                       -- shapelib and the index state
+**
+** How it works
+**
+**   sqlite3_tracts_init() makes one TractsConn per connection and hands it
+**   as user data to every function and module it registers (config.c,
+**   layer.c, lookup.c). Each registration holds a reference; SQLite calls
+**   the destructor once per registration when the connection closes (or a
+**   function is overridden), and the last one frees the state, the cached
+**   index included. There are no mutable globals.
+**
+** Threads and fork
+**
+**   The connection state is used under the connection's own mutex (SQLite
+**   calls our functions with it held).
+*/
+#include "tracts_sql.h"
+#include "../include/tracts.h"
+
+#include <shapefil.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zip.h>
+
+SQLITE_EXTENSION_INIT1
+
+void trConnUnref(void *p){
+  TractsConn *pConn = (TractsConn*)p;
+  if( pConn==0 || --pConn->nRef>0 ) return;
+  trLookupFree(pConn->pLookup);
+  trConfigFree(pConn);
+  sqlite3_free(pConn);
+}
+
+/* tracts_version(): the extension's version string. */
+static void versionFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+  (void)argc; (void)argv;
+  sqlite3_result_text(ctx, TRACTS_VERSION, -1, SQLITE_STATIC);
+}
+
+/* tracts_debug(): build and run-time facts, one per line. */
+static void debugFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+  TractsConn *pConn = (TractsConn*)sqlite3_user_data(ctx);
+  char zIdx[256];
+  char *z;
+  (void)argc; (void)argv;
+  zIdx[0] = 0;
+  if( pConn->pLookup ){
+    char *zErr = 0;
+    const PipIndex *pIdx = trLookupIndex(pConn, &zErr);
+    sqlite3_free(zErr);
+    pipStats(pIdx, zIdx, sizeof(zIdx));
+  }else{
+    snprintf(zIdx, sizeof(zIdx), "not built");
+  }
+  z = sqlite3_mprintf("tracts %s\nsqlite %s\ngeos %s\nlibzip %s\n"
+                      "index %s", TRACTS_VERSION, sqlite3_libversion(),
+                      GEOSversion(), zip_libzip_version(), zIdx);
+  if( z==0 ){ sqlite3_result_error_nomem(ctx); return; }
+  sqlite3_result_text(ctx, z, -1, sqlite3_free);
+}
+
+TRACTS_API int sqlite3_tracts_init(sqlite3 *db, char **pzErrMsg,
+                                   const sqlite3_api_routines *pApi){
+  TractsConn *pConn;
+  int rc;
+  SQLITE_EXTENSION_INIT2(pApi);
+  if( sqlite3_libversion_number()<3038000 ){
+    *pzErrMsg = sqlite3_mprintf("tracts: needs SQLite 3.38 or later, "
+                                "this is %s", sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
+  pConn = sqlite3_malloc(sizeof(*pConn));
+  if( pConn==0 ) return SQLITE_NOMEM;
+  memset(pConn, 0, sizeof(*pConn));
+  pConn->db = db;
+  pConn->nRef = 1;                       /* held during init */
+  pConn->nRef++;
+  rc = sqlite3_create_function_v2(db, "tracts_version", 0,
+         SQLITE_UTF8|SQLITE_INNOCUOUS|SQLITE_DETERMINISTIC, pConn,
+         versionFunc, 0, 0, trConnUnref);
+  if( rc==SQLITE_OK ){
+    pConn->nRef++;
+    rc = sqlite3_create_function_v2(db, "tracts_debug", 0,
+           SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, debugFunc, 0, 0,
+           trConnUnref);
+  }
+  if( rc==SQLITE_OK ) rc = trConfigRegister(db, pConn);
+  if( rc==SQLITE_OK ) rc = trLayerRegister(db, pConn);
+  if( rc==SQLITE_OK ) rc = trLookupRegister(db, pConn);
+  if( rc!=SQLITE_OK ){
+    *pzErrMsg = sqlite3_mprintf("tracts: cannot register functions: %s",
+                                sqlite3_errmsg(db));
+  }
+  trConnUnref(pConn);                    /* drop the init reference */
+  return rc;
+}

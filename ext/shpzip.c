@@ -1,0 +1,683 @@
+/*
+** shpzip.c - read census zips and shapefiles in memory.
+**
+** What it does
+**
+**   trShapesRead() takes a Census cartographic boundary zip (for example
+**   cb_2019_44_tract_500k.zip) or a bare .shp with its .shx and .dbf
+**   beside it, and returns the records of the layer: the layer's DBF
+**   attributes as text and each polygon as a TrGeom, checked with GEOS
+**   and encoded as a SpatiaLite BLOB. Nothing is written anywhere: the zip
+**   members are inflated into memory (libzip) and shapelib reads them
+**   there through its SAHooks I/O table.
+**
+** How it works
+**
+**   shapelib's hooks open files by name and carry no user pointer, so the
+**   name we hand to SHPOpenLL/DBFOpenLL encodes the address of a MemSet
+**   ("trmem/<hex address>"); the FOpen hook decodes it and serves the
+**   .shp, .shx, .dbf or .cpg buffer from that set. No global state is
+**   involved, so several threads may read files at once. shapelib reports
+**   problems through the Error hook, which keeps the last message in a
+**   thread-local buffer that the reader copies into its error.
+**
+**   Geometry validation (GEOS isValid, MakeValid when repairing) is the
+**   costly part of a load; it runs on nThread threads, each with its own
+**   GEOS context, over interleaved slices of the records.
+**
+** Limits
+**
+**   A zip member may declare at most TR_MAX_MEMBER bytes and a shapefile
+**   at most TR_MAX_RECORDS records; sizes are checked before allocating.
+**   Member names with "../" or a leading "/" are refused. A zip must hold
+**   exactly one .shp. Coordinates must be lon/lat degrees (|x| <= 180,
+**   |y| <= 90); a .prj naming a projected CRS is refused.
+**
+** Threads and fork
+**
+**   Reentrant. Worker threads are joined before trShapesRead returns.
+*/
+#include "tracts_int.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/evp.h>
+#include <shapefil.h>
+#include <zip.h>
+
+/* One file held in memory. */
+typedef struct MemBuf MemBuf;
+struct MemBuf {
+  unsigned char *a;    /* bytes (owned by the MemSet) */
+  size_t n;            /* size */
+};
+
+/* The parts of one shapefile, served to shapelib by name. */
+typedef struct MemSet MemSet;
+struct MemSet {
+  MemBuf shp, shx, dbf, cpg, prj;
+};
+
+/* An open "file" of shapelib's: a cursor over a MemBuf. */
+typedef struct MemFile MemFile;
+struct MemFile {
+  const MemBuf *pBuf;
+  size_t iPos;
+};
+
+static _Thread_local char shpLastErr[256];
+
+static int extIs(const char *zName, const char *zExt){
+  size_t n = strlen(zName), m = strlen(zExt);
+  return n>=m && strcasecmp(zName+n-m, zExt)==0;
+}
+
+static SAFile memOpen(const char *zName, const char *zAccess){
+  MemSet *pSet = 0;
+  const MemBuf *pBuf = 0;
+  MemFile *f;
+  if( strncmp(zName, "trmem/", 6)!=0 ) return 0;
+  if( strchr(zAccess, 'w') || strchr(zAccess, '+') || strchr(zAccess, 'a') ){
+    return 0;
+  }
+  if( sscanf(zName+6, "%p", (void**)&pSet)!=1 || pSet==0 ) return 0;
+  if( extIs(zName, ".shp") ) pBuf = &pSet->shp;
+  else if( extIs(zName, ".shx") ) pBuf = &pSet->shx;
+  else if( extIs(zName, ".dbf") ) pBuf = &pSet->dbf;
+  else if( extIs(zName, ".cpg") ) pBuf = &pSet->cpg;
+  else if( extIs(zName, ".prj") ) pBuf = &pSet->prj;
+  if( pBuf==0 || pBuf->a==0 ) return 0;
+  /* shapelib asks for "foo.shp" then "foo.SHP": serve the first only */
+  if( zName[strlen(zName)-1]<'a' ) return 0;
+  f = calloc(1, sizeof(*f));
+  if( f==0 ) return 0;
+  f->pBuf = pBuf;
+  return (SAFile)f;
+}
+static SAOffset memRead(void *p, SAOffset size, SAOffset nmemb, SAFile file){
+  MemFile *f = (MemFile*)file;
+  size_t nWant, nLeft;
+  if( size==0 || nmemb==0 ) return 0;
+  if( nmemb > ((size_t)-1)/size ) return 0;
+  nWant = size*nmemb;
+  nLeft = f->iPos < f->pBuf->n ? f->pBuf->n - f->iPos : 0;
+  if( nWant>nLeft ) nWant = (nLeft/size)*size;
+  if( nWant ) memcpy(p, f->pBuf->a + f->iPos, nWant);
+  f->iPos += nWant;
+  return nWant/size;
+}
+static SAOffset memWrite(void *p, SAOffset size, SAOffset nmemb, SAFile file){
+  (void)p; (void)size; (void)nmemb; (void)file;
+  return 0;
+}
+static SAOffset memSeek(SAFile file, SAOffset offset, int whence){
+  MemFile *f = (MemFile*)file;
+  size_t base;
+  if( whence==SEEK_SET ) base = 0;
+  else if( whence==SEEK_CUR ) base = f->iPos;
+  else if( whence==SEEK_END ) base = f->pBuf->n;
+  else return (SAOffset)-1;
+  if( offset > ((size_t)-1) - base ) return (SAOffset)-1;
+  f->iPos = base + offset;
+  return 0;
+}
+static SAOffset memTell(SAFile file){ return ((MemFile*)file)->iPos; }
+static int memFlush(SAFile file){ (void)file; return 0; }
+static int memClose(SAFile file){ free(file); return 0; }
+static int memRemove(const char *zName){ (void)zName; return -1; }
+static void memError(const char *zMsg){
+  snprintf(shpLastErr, sizeof(shpLastErr), "%s", zMsg);
+}
+static double memAtof(const char *z){ return strtod(z, 0); }
+
+static void memHooks(SAHooks *h){
+  memset(h, 0, sizeof(*h));
+  h->FOpen = memOpen;
+  h->FRead = memRead;
+  h->FWrite = memWrite;
+  h->FSeek = memSeek;
+  h->FTell = memTell;
+  h->FFlush = memFlush;
+  h->FClose = memClose;
+  h->Remove = memRemove;
+  h->Error = memError;
+  h->Atof = memAtof;
+}
+
+static void memSetFree(MemSet *s){
+  free(s->shp.a); free(s->shx.a); free(s->dbf.a); free(s->cpg.a);
+  free(s->prj.a);
+  memset(s, 0, sizeof(*s));
+}
+
+static int setErr(TrShapes *p, const char *zFmt, ...){
+  va_list ap;
+  va_start(ap, zFmt);
+  vsnprintf(p->zErr, sizeof(p->zErr), zFmt, ap);
+  va_end(ap);
+  return 1;
+}
+
+void trShapesFree(TrShapes *p){
+  int i;
+  for(i=0; i<p->nRec; i++){
+    free(p->aRec[i].azAttr);
+    trGeomFree(&p->aRec[i].geom);
+    free(p->aRec[i].pBlob);
+  }
+  free(p->aRec);
+  p->aRec = 0;
+  p->nRec = 0;
+}
+
+static void sha256Hex(const void *a, size_t n, char *zOut){
+  unsigned char md[32];
+  unsigned int nMd = 0, i;
+  if( !EVP_Digest(a, n, md, &nMd, EVP_sha256(), 0) || nMd!=32 ){
+    zOut[0] = 0;
+    return;
+  }
+  for(i=0; i<32; i++) sprintf(zOut+2*i, "%02x", md[i]);
+}
+
+/* Read a whole file into *pBuf. Returns 0, or an errno value. */
+static int readFile(const char *zPath, MemBuf *pBuf, int64_t nMax){
+  FILE *f = fopen(zPath, "rb");
+  struct stat st;
+  size_t n;
+  memset(pBuf, 0, sizeof(*pBuf));
+  if( f==0 ) return errno ? errno : EIO;
+  if( fstat(fileno(f), &st) || !S_ISREG(st.st_mode) ){
+    fclose(f);
+    return S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
+  }
+  if( st.st_size > nMax ){ fclose(f); return EFBIG; }
+  pBuf->a = malloc((size_t)st.st_size + 1);
+  if( pBuf->a==0 ){ fclose(f); return ENOMEM; }
+  n = fread(pBuf->a, 1, (size_t)st.st_size, f);
+  fclose(f);
+  if( n!=(size_t)st.st_size ){ free(pBuf->a); pBuf->a = 0; return EIO; }
+  pBuf->n = n;
+  return 0;
+}
+
+/* ---- Stage 2: validation and blobs on threads ------------------------- */
+
+typedef struct ValJob ValJob;
+struct ValJob {
+  TrShapes *p;          /* records */
+  int iFirst, nStep;    /* this thread takes iFirst, iFirst+nStep, ... */
+  int bRepair;
+  int iBad;             /* first failing record, or -1 */
+  char zErr[512];       /* its error */
+};
+
+static void *valThread(void *pArg){
+  ValJob *j = (ValJob*)pArg;
+  TrGeosErr geosErr;
+  GEOSContextHandle_t h = trGeosInit(&geosErr);
+  int i;
+  j->iBad = -1;
+  if( h==0 ){
+    j->iBad = j->iFirst;
+    snprintf(j->zErr, sizeof(j->zErr), "cannot start GEOS");
+    return 0;
+  }
+  for(i=j->iFirst; i<j->p->nRec; i+=j->nStep){
+    TrRecord *r = &j->p->aRec[i];
+    char zWhy[160];
+    int rc = trGeomValidate(h, &r->geom, j->bRepair, zWhy, sizeof(zWhy));
+    if( rc<0 ){
+      j->iBad = i;
+      if( rc==-2 && geosErr.zMsg[0] ){
+        snprintf(j->zErr, sizeof(j->zErr), "GEOS: %s", geosErr.zMsg);
+      }else if( rc==-2 ){
+        snprintf(j->zErr, sizeof(j->zErr), "%s", zWhy);
+      }else{
+        snprintf(j->zErr, sizeof(j->zErr), "invalid polygon (%s)%s", zWhy,
+                 j->bRepair ? " that GEOS could not repair"
+                            : "; set tracts_config('repair', 1) to repair");
+      }
+      break;
+    }
+    r->bRepaired = rc==1;
+    r->pBlob = trGeomToBlob(&r->geom, TR_SRID_NAD83, &r->nBlob);
+    if( r->pBlob==0 ){
+      j->iBad = i;
+      snprintf(j->zErr, sizeof(j->zErr), "out of memory");
+      break;
+    }
+    /* the index is built from the blob: drop the arrays now */
+    trGeomFree(&r->geom);
+  }
+  GEOS_finish_r(h);
+  return 0;
+}
+
+static int validateAll(TrShapes *p, int bRepair, int nThread){
+  ValJob aJob[16];
+  pthread_t aTid[16];
+  int i, nStarted = 0, iBad = -1, jBad = -1;
+  if( nThread<1 ) nThread = 1;
+  if( nThread>16 ) nThread = 16;
+  if( nThread > p->nRec/64 + 1 ) nThread = p->nRec/64 + 1;
+  for(i=0; i<nThread; i++){
+    memset(&aJob[i], 0, sizeof(aJob[i]));
+    aJob[i].p = p;
+    aJob[i].iFirst = i;
+    aJob[i].nStep = nThread;
+    aJob[i].bRepair = bRepair;
+  }
+  for(i=1; i<nThread; i++){
+    if( pthread_create(&aTid[i], 0, valThread, &aJob[i]) ) break;
+    nStarted++;
+  }
+  /* threads that could not start: their slices run here, one by one */
+  valThread(&aJob[0]);
+  for(i=nStarted+1; i<nThread; i++) valThread(&aJob[i]);
+  for(i=1; i<=nStarted; i++) pthread_join(aTid[i], 0);
+  for(i=0; i<nThread; i++){
+    if( aJob[i].iBad>=0 && (iBad<0 || aJob[i].iBad<iBad) ){
+      iBad = aJob[i].iBad;
+      jBad = i;
+    }
+  }
+  if( iBad>=0 ){
+    return setErr(p, "record %d: %s", iBad+1, aJob[jBad].zErr);
+  }
+  for(i=0; i<p->nRec; i++) p->nRepaired += p->aRec[i].bRepaired;
+  return 0;
+}
+
+/* ---- Stage 1: records from the shapefile parts ----------------------- */
+
+static const char *shapeTypeName(int t){
+  switch( t ){
+    case SHPT_NULL: return "NULL";
+    case SHPT_POINT: case SHPT_POINTZ: case SHPT_POINTM: return "POINT";
+    case SHPT_ARC: case SHPT_ARCZ: case SHPT_ARCM: return "POLYLINE";
+    case SHPT_MULTIPOINT: case SHPT_MULTIPOINTZ: case SHPT_MULTIPOINTM:
+      return "MULTIPOINT";
+    case SHPT_MULTIPATCH: return "MULTIPATCH";
+  }
+  return "unknown";
+}
+static int isPolygonType(int t){
+  return t==SHPT_POLYGON || t==SHPT_POLYGONZ || t==SHPT_POLYGONM;
+}
+
+/* Copy DBF text, trimming spaces; NULL for empty. One malloc for all. */
+static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec){
+  size_t nTotal = sizeof(char*)*(size_t)nField;
+  const char *az[64];
+  size_t an[64];
+  char **azOut, *z;
+  int i;
+  for(i=0; i<nField; i++){
+    const char *s = aiField[i]>=0 ? DBFReadStringAttribute(hDbf, iRec, aiField[i]) : 0;
+    size_t n;
+    if( s==0 ){ az[i] = 0; an[i] = 0; continue; }
+    /* DBFReadStringAttribute returns a buffer reused by the next call */
+    while( *s==' ' ) s++;
+    n = strlen(s);
+    while( n>0 && s[n-1]==' ' ) n--;
+    az[i] = s; an[i] = n;
+    nTotal += n + 1;
+    /* copy now into a scratch since the next read overwrites s */
+    {
+      char *c = malloc(n+1);
+      if( c==0 ){ int k; for(k=0;k<i;k++) free((char*)az[k]); return 0; }
+      memcpy(c, s, n); c[n] = 0;
+      az[i] = c;
+    }
+  }
+  azOut = malloc(nTotal);
+  if( azOut ){
+    z = (char*)&azOut[nField];
+    for(i=0; i<nField; i++){
+      if( az[i]==0 || an[i]==0 ){ azOut[i] = 0; }
+      else{ memcpy(z, az[i], an[i]+1); azOut[i] = z; z += an[i]+1; }
+    }
+  }
+  for(i=0; i<nField; i++) free((char*)az[i]);
+  return azOut;
+}
+
+static int readShapes(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
+                      int bRepair, int nThread){
+  SAHooks hooks;
+  char zName[64];
+  SHPHandle hShp = 0;
+  DBFHandle hDbf = 0;
+  int nEnt = 0, nType = 0, nDbf, i, rc = 1;
+  int aiField[64];
+  double aMin[4], aMax[4];
+
+  if( pSet->prj.a ){
+    pSet->prj.a[pSet->prj.n] = 0;
+    if( strncmp((char*)pSet->prj.a, "PROJCS", 6)==0 ){
+      return setErr(p, "the .prj names a projected coordinate system; "
+                    "expected longitude/latitude (NAD83)");
+    }
+  }
+  memHooks(&hooks);
+  snprintf(zName, sizeof(zName), "trmem/%p", (void*)pSet);
+  shpLastErr[0] = 0;
+  hShp = SHPOpenLL(zName, "rb", &hooks);
+  if( hShp==0 ){
+    return setErr(p, "not a valid shapefile%s%s",
+                  shpLastErr[0] ? ": " : "", shpLastErr);
+  }
+  SHPGetInfo(hShp, &nEnt, &nType, aMin, aMax);
+  if( !isPolygonType(nType) ){
+    setErr(p, "the shapefile holds %s shapes, not polygons",
+           shapeTypeName(nType));
+    goto done;
+  }
+  if( nEnt<0 || nEnt>TR_MAX_RECORDS ){
+    setErr(p, "the shapefile declares %d records (limit %d)", nEnt,
+           TR_MAX_RECORDS);
+    goto done;
+  }
+  if( nEnt==0 ){ setErr(p, "the shapefile holds no records"); goto done; }
+  shpLastErr[0] = 0;
+  hDbf = DBFOpenLL(zName, "rb", &hooks);
+  if( hDbf==0 ){
+    setErr(p, "the .dbf is not a valid dBASE file%s%s",
+           shpLastErr[0] ? ": " : "", shpLastErr);
+    goto done;
+  }
+  nDbf = DBFGetRecordCount(hDbf);
+  if( nDbf!=nEnt ){
+    setErr(p, "the .dbf has %d records but the .shp has %d", nDbf, nEnt);
+    goto done;
+  }
+  for(i=0; i<pLayer->nField; i++){
+    aiField[i] = DBFGetFieldIndex(hDbf, pLayer->aField[i].zName);
+    if( aiField[i]<0 ){
+      setErr(p, "the .dbf has no field %s", pLayer->aField[i].zName);
+      goto done;
+    }
+  }
+  p->aRec = calloc((size_t)nEnt, sizeof(TrRecord));
+  if( p->aRec==0 ){ setErr(p, "out of memory"); goto done; }
+  for(i=0; i<nEnt; i++){
+    TrRecord *r = &p->aRec[i];
+    const char *zWhy = 0;
+    SHPObject *o;
+    int k;
+    shpLastErr[0] = 0;
+    o = SHPReadObject(hShp, i);
+    p->nRec = i+1;
+    if( o==0 ){
+      setErr(p, "record %d: unreadable shape%s%s", i+1,
+             shpLastErr[0] ? ": " : "", shpLastErr);
+      goto done;
+    }
+    if( o->nSHPType==SHPT_NULL || o->nVertices==0 ){
+      SHPDestroyObject(o);
+      setErr(p, "record %d: empty geometry", i+1);
+      goto done;
+    }
+    if( !isPolygonType(o->nSHPType) ){
+      setErr(p, "record %d: %s shape in a polygon shapefile", i+1,
+             shapeTypeName(o->nSHPType));
+      SHPDestroyObject(o);
+      goto done;
+    }
+    for(k=0; k<o->nVertices; k++){
+      double x = o->padfX[k], y = o->padfY[k];
+      if( !(x>=-180.0 && x<=180.0 && y>=-90.0 && y<=90.0) ){
+        setErr(p, "record %d: coordinate (%.17g, %.17g) is not longitude/"
+               "latitude", i+1, x, y);
+        SHPDestroyObject(o);
+        goto done;
+      }
+    }
+    if( trGeomFromRings(&r->geom, o->nParts, o->panPartStart, o->nVertices,
+                        o->padfX, o->padfY, &zWhy) ){
+      setErr(p, "record %d: %s", i+1, zWhy);
+      SHPDestroyObject(o);
+      goto done;
+    }
+    p->nVertex += r->geom.nPt;
+    SHPDestroyObject(o);
+    r->azAttr = readAttrs(hDbf, aiField, pLayer->nField, i);
+    if( r->azAttr==0 ){ setErr(p, "out of memory"); goto done; }
+  }
+  SHPClose(hShp); hShp = 0;
+  DBFClose(hDbf); hDbf = 0;
+  rc = validateAll(p, bRepair, nThread);
+done:
+  if( hShp ) SHPClose(hShp);
+  if( hDbf ) DBFClose(hDbf);
+  if( rc ) trShapesFree(p);
+  return rc;
+}
+
+/* ---- zips ------------------------------------------------------------ */
+
+/* Inflate member iIdx of z into *pBuf after checking its declared size. */
+static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
+                     const char *zName, zip_uint64_t nSize, MemBuf *pBuf){
+  zip_file_t *f;
+  zip_int64_t n;
+  size_t nGot = 0;
+  if( nSize > (zip_uint64_t)TR_MAX_MEMBER ){
+    return setErr(p, "member %s declares %" PRIu64 " bytes (limit %" PRId64
+                  ")", zName, (uint64_t)nSize, (int64_t)TR_MAX_MEMBER);
+  }
+  pBuf->a = malloc((size_t)nSize + 1);
+  if( pBuf->a==0 ) return setErr(p, "out of memory for member %s", zName);
+  f = zip_fopen_index(z, iIdx, 0);
+  if( f==0 ){
+    return setErr(p, "cannot open member %s: %s", zName,
+                  zip_error_strerror(zip_get_error(z)));
+  }
+  while( nGot<nSize ){
+    n = zip_fread(f, pBuf->a + nGot, nSize - nGot);
+    if( n<0 ){
+      setErr(p, "member %s is corrupt: %s", zName,
+             zip_error_strerror(zip_file_get_error(f)));
+      zip_fclose(f);
+      return 1;
+    }
+    if( n==0 ) break;
+    nGot += (size_t)n;
+  }
+  if( nGot==nSize ){
+    /* a read at the end makes libzip check the CRC */
+    char c;
+    n = zip_fread(f, &c, 1);
+    if( n<0 ){
+      setErr(p, "member %s is corrupt: %s", zName,
+             zip_error_strerror(zip_file_get_error(f)));
+      zip_fclose(f);
+      return 1;
+    }
+  }
+  zip_fclose(f);
+  if( nGot!=nSize ){
+    return setErr(p, "member %s is truncated (%zu of %" PRIu64 " bytes)",
+                  zName, nGot, (uint64_t)nSize);
+  }
+  pBuf->n = nGot;
+  return 0;
+}
+
+static int unsafeName(const char *z){
+  if( z[0]=='/' || z[0]=='\\' ) return 1;
+  if( strncmp(z, "../", 3)==0 || strncmp(z, "..\\", 3)==0 ) return 1;
+  if( strstr(z, "/../") || strstr(z, "\\..\\") ) return 1;
+  return strcmp(z, "..")==0;
+}
+
+int trShapesReadZipMem(TrShapes *p, const TrLayer *pLayer,
+                       const void *pZip, size_t nZip, const char *zLabel,
+                       int bRepair, int nThread){
+  zip_error_t err;
+  zip_source_t *src;
+  zip_t *z;
+  zip_int64_t nEntry, i;
+  zip_int64_t iShp = -1, iShx = -1, iDbf = -1, iCpg = -1, iPrj = -1;
+  char zBase[512];
+  MemSet set;
+  int rc = 1;
+  (void)zLabel;
+  memset(p, 0, sizeof(*p));
+  memset(&set, 0, sizeof(set));
+  sha256Hex(pZip, nZip, p->zSha256);
+  if( nZip<4 || memcmp(pZip, "PK\003\004", 4)!=0 ){
+    const unsigned char *a = (const unsigned char*)pZip;
+    char zStart[24];
+    size_t k, m = 0;
+    for(k=0; k<nZip && k<16; k++){
+      zStart[m++] = (a[k]>=32 && a[k]<127 && a[k]!='\'') ? (char)a[k] : '.';
+    }
+    zStart[m] = 0;
+    if( nZip==0 ) return setErr(p, "not a zip archive (empty file)");
+    return setErr(p, "not a zip archive (starts with '%s')", zStart);
+  }
+  zip_error_init(&err);
+  src = zip_source_buffer_create(pZip, nZip, 0, &err);
+  if( src==0 ){
+    setErr(p, "cannot read zip: %s", zip_error_strerror(&err));
+    zip_error_fini(&err);
+    return 1;
+  }
+  z = zip_open_from_source(src, ZIP_RDONLY|ZIP_CHECKCONS, &err);
+  if( z==0 ){
+    setErr(p, "not a valid zip archive: %s", zip_error_strerror(&err));
+    zip_source_free(src);
+    zip_error_fini(&err);
+    return 1;
+  }
+  zip_error_fini(&err);
+  nEntry = zip_get_num_entries(z, 0);
+  for(i=0; i<nEntry; i++){
+    const char *zName = zip_get_name(z, (zip_uint64_t)i, 0);
+    if( zName==0 ) continue;
+    if( unsafeName(zName) ){
+      setErr(p, "member %s has an unsafe path", zName);
+      goto done;
+    }
+    if( extIs(zName, ".shp") ){
+      if( iShp>=0 ){ setErr(p, "the zip holds more than one .shp"); goto done; }
+      iShp = i;
+    }
+  }
+  if( iShp<0 ){ setErr(p, "the zip holds no .shp file"); goto done; }
+  {
+    const char *zShp = zip_get_name(z, (zip_uint64_t)iShp, 0);
+    size_t n = strlen(zShp) - 4;
+    if( n>=sizeof(zBase) ){ setErr(p, "member name too long"); goto done; }
+    memcpy(zBase, zShp, n);
+    zBase[n] = 0;
+    for(i=0; i<nEntry; i++){
+      const char *zName = zip_get_name(z, (zip_uint64_t)i, 0);
+      if( zName==0 || strlen(zName)!=n+4 || strncmp(zName, zBase, n)!=0 ) continue;
+      if( extIs(zName, ".shx") ) iShx = i;
+      else if( extIs(zName, ".dbf") ) iDbf = i;
+      else if( extIs(zName, ".cpg") ) iCpg = i;
+      else if( extIs(zName, ".prj") ) iPrj = i;
+    }
+  }
+  if( iShx<0 ){ setErr(p, "the zip holds no %s.shx", zBase); goto done; }
+  if( iDbf<0 ){ setErr(p, "the zip holds no %s.dbf", zBase); goto done; }
+  {
+    zip_int64_t aIdx[5];
+    MemBuf *aBuf[5];
+    int k;
+    aIdx[0] = iShp; aBuf[0] = &set.shp;
+    aIdx[1] = iShx; aBuf[1] = &set.shx;
+    aIdx[2] = iDbf; aBuf[2] = &set.dbf;
+    aIdx[3] = iCpg; aBuf[3] = &set.cpg;
+    aIdx[4] = iPrj; aBuf[4] = &set.prj;
+    for(k=0; k<5; k++){
+      zip_stat_t st;
+      if( aIdx[k]<0 ) continue;
+      zip_stat_init(&st);
+      if( zip_stat_index(z, (zip_uint64_t)aIdx[k], 0, &st)
+       || !(st.valid & ZIP_STAT_SIZE) ){
+        setErr(p, "cannot stat member %s", zip_get_name(z, (zip_uint64_t)aIdx[k], 0));
+        goto done;
+      }
+      if( zipMember(p, z, (zip_uint64_t)aIdx[k], st.name, st.size, aBuf[k]) ){
+        goto done;
+      }
+    }
+  }
+  zip_discard(z);
+  z = 0;
+  rc = readShapes(p, pLayer, &set, bRepair, nThread);
+done:
+  if( z ) zip_discard(z);
+  memSetFree(&set);
+  return rc;
+}
+
+/* Read zPath with extension zExt swapped for the ".shp" of zShp. */
+static int readSibling(TrShapes *p, const char *zShp, const char *zExt,
+                       MemBuf *pBuf, int bRequired){
+  size_t n = strlen(zShp);
+  char *zPath = malloc(n + 1);
+  int rc, k;
+  if( zPath==0 ) return setErr(p, "out of memory");
+  memcpy(zPath, zShp, n+1);
+  for(k=0; k<3; k++){
+    /* keep the case of the .shp's extension */
+    char c = zExt[k+1];
+    zPath[n-3+k] = isupper((unsigned char)zShp[n-3+k]) ? (char)toupper(c) : c;
+  }
+  rc = readFile(zPath, pBuf, TR_MAX_MEMBER);
+  if( rc && (bRequired || rc!=ENOENT) ){
+    setErr(p, "cannot read %s: %s", zPath, strerror(rc));
+    free(zPath);
+    return 1;
+  }
+  free(zPath);
+  return 0;
+}
+
+int trShapesRead(TrShapes *p, const TrLayer *pLayer, const char *zPath,
+                 int bRepair, int nThread){
+  MemSet set;
+  MemBuf file;
+  int rc;
+  memset(p, 0, sizeof(*p));
+  memset(&set, 0, sizeof(set));
+  if( extIs(zPath, ".shp") ){
+    rc = readFile(zPath, &set.shp, TR_MAX_MEMBER);
+    if( rc ) return setErr(p, "cannot read: %s", strerror(rc));
+    sha256Hex(set.shp.a, set.shp.n, p->zSha256);
+    if( readSibling(p, zPath, ".shx", &set.shx, 1)
+     || readSibling(p, zPath, ".dbf", &set.dbf, 1)
+     || readSibling(p, zPath, ".cpg", &set.cpg, 0)
+     || readSibling(p, zPath, ".prj", &set.prj, 0) ){
+      memSetFree(&set);
+      return 1;
+    }
+    {
+      char zSha[65];
+      memcpy(zSha, p->zSha256, sizeof(zSha));
+      rc = readShapes(p, pLayer, &set, bRepair, nThread);
+      memcpy(p->zSha256, zSha, sizeof(zSha));
+    }
+    memSetFree(&set);
+    return rc;
+  }
+  rc = readFile(zPath, &file, (int64_t)4 << 30);
+  if( rc==EFBIG ) return setErr(p, "file is larger than 4 GiB");
+  if( rc ) return setErr(p, "cannot read: %s", strerror(rc));
+  rc = trShapesReadZipMem(p, pLayer, file.a, file.n, zPath, bRepair, nThread);
+  free(file.a);
+  return rc;
+}

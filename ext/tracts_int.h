@@ -1,0 +1,190 @@
+/*
+** tracts_int.h - what the files of the tracts extension share.
+**
+** Files and their concerns:
+**
+**   main.c     entry point, per-connection state, tracts_version()
+**   config.c   tracts_config(): per-connection settings
+**   geom.c     polygon geometry in flat arrays, SpatiaLite BLOBs, GEOS
+**              conversion, validity check and repair
+**   shpzip.c   reading census zips and shapefiles in memory (libzip,
+**              shapelib) into records; no SQLite in this file
+**   layer.c    boundary layers (tracts first): schema, file naming, and
+**              load_tracts(), which writes them into the database
+**   pip.c      the point-in-polygon index; no SQLite in this file
+**   lookup.c   tract_of() and the per-connection index cache
+**
+** geom.c, shpzip.c and pip.c use malloc/free and never call SQLite, so
+** the C unit tests and fuzz harnesses link them without SQLite.
+*/
+#ifndef TRACTS_INT_H
+#define TRACTS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <geos_c.h>
+
+/* ------------------------------------------------------------------ */
+/* Geometry (geom.c)                                                  */
+/* ------------------------------------------------------------------ */
+
+/* A polygonal geometry (POLYGON or MULTIPOLYGON) in flat arrays.
+** Polygon i has aPolyRings[i] rings, the first being its shell; ring j
+** (counting over all polygons) has aRingPts[j] points, closed (first point
+** repeated last); aXY holds 2*nPt doubles x0,y0,x1,y1,... */
+typedef struct TrGeom TrGeom;
+struct TrGeom {
+  int nPoly;           /* number of polygons */
+  int *aPolyRings;     /* rings per polygon, nPoly entries */
+  int nRing;           /* number of rings over all polygons */
+  int *aRingPts;       /* points per ring, nRing entries */
+  int nPt;             /* number of points over all rings */
+  double *aXY;         /* 2*nPt coordinates */
+  double aBox[4];      /* minx, miny, maxx, maxy */
+};
+
+#define TR_SRID_NAD83 4269
+
+void trGeomFree(TrGeom *p);                 /* frees arrays, zeroes *p */
+void trGeomBox(TrGeom *p);                  /* recompute aBox */
+
+/* Assemble shapefile rings (outer rings clockwise, holes counter-clockwise)
+** into polygons. aPart/nPart/aXY/nPt as in an SHPObject (x and y in
+** separate arrays). Returns 0, or 1 with *pzErr set to a static message.
+** On success *p owns new arrays. */
+int trGeomFromRings(TrGeom *p, int nPart, const int *aPart, int nPt,
+                    const double *aX, const double *aY, const char **pzErr);
+
+/* SpatiaLite geometry BLOB of p, always MULTIPOLYGON, with srid. Returns a
+** malloc'd buffer (caller frees) and its size in *pnBlob, or NULL on OOM. */
+unsigned char *trGeomToBlob(const TrGeom *p, int srid, int *pnBlob);
+
+/* Callback-based reader of a SpatiaLite POLYGON/MULTIPOLYGON BLOB: calls
+** xRing(pCtx, nPt, aXY) for every ring, aXY pointing at nPt little-endian
+** (x,y) double pairs that may be unaligned (read them with memcpy).
+** Returns 0, or 1 if the blob is malformed (nothing is trusted). Box of
+** the blob in aBox if not NULL. */
+int trBlobRings(const unsigned char *pBlob, int nBlob, double *aBox,
+                int (*xRing)(void*, int, const unsigned char*), void *pCtx);
+
+/* Parse a blob into *p (malloc'd arrays). 0 on success, 1 if malformed,
+** 2 on OOM. */
+int trGeomFromBlob(TrGeom *p, const unsigned char *pBlob, int nBlob);
+
+/* GEOS conversion; both return NULL on failure (GEOS's message is in the
+** context's error handler). */
+GEOSGeometry *trGeomToGeos(GEOSContextHandle_t h, const TrGeom *p);
+int trGeomFromGeos(GEOSContextHandle_t h, const GEOSGeometry *g, TrGeom *p);
+
+/* Check p with GEOS; if it is invalid and bRepair, replace it with the
+** polygonal part of GEOSMakeValid. Returns 0 valid, 1 repaired, -1 invalid
+** and not repaired (reason in zErr[nErr]), -2 GEOS failure (zErr). */
+int trGeomValidate(GEOSContextHandle_t h, TrGeom *p, int bRepair,
+                   char *zErr, int nErr);
+
+/* A new reentrant GEOS context whose error and notice handlers write into
+** the zMsg buffer of the caller-owned TrGeosErr (never a global). */
+typedef struct TrGeosErr TrGeosErr;
+struct TrGeosErr { char zMsg[256]; };
+GEOSContextHandle_t trGeosInit(TrGeosErr *pErr);
+
+/* ------------------------------------------------------------------ */
+/* Boundary layers (layer.c)                                          */
+/* ------------------------------------------------------------------ */
+
+/* One attribute column of a layer: a DBF field copied to a table column. */
+typedef struct TrField TrField;
+struct TrField {
+  const char *zName;   /* DBF field name = column name */
+  int bInteger;        /* column type: 1 INTEGER, 0 TEXT */
+};
+
+/* A boundary layer: the Census file naming, the table and its key. */
+typedef struct TrLayer TrLayer;
+struct TrLayer {
+  const char *zName;        /* layer name, e.g. "tracts" */
+  const char *zFileTag;     /* the part of cb_YYYY_SS_<tag>_500k, "tract" */
+  const char *zTable;       /* table holding the polygons */
+  const char *zKey;         /* key column, e.g. "GEOID" */
+  const char *zGroup;       /* column a file replaces rows by: "STATEFP" */
+  int nField;               /* number of attribute fields */
+  const TrField *aField;    /* attribute fields; aField[0] is zGroup */
+};
+const TrLayer *trLayerFind(const char *zName);
+
+/* ------------------------------------------------------------------ */
+/* Census zips and shapefiles (shpzip.c)                              */
+/* ------------------------------------------------------------------ */
+
+/* One record read from a shapefile: the layer's attributes as text (NULL
+** where the DBF value is empty) and its geometry. */
+typedef struct TrRecord TrRecord;
+struct TrRecord {
+  char **azAttr;       /* pLayer->nField strings, one malloc block */
+  TrGeom geom;         /* the polygons */
+  unsigned char *pBlob;/* SpatiaLite blob, made by trShapesFinish */
+  int nBlob;
+  int bRepaired;       /* geometry was repaired by GEOS */
+};
+
+/* What one file held. */
+typedef struct TrShapes TrShapes;
+struct TrShapes {
+  int nRec;            /* records */
+  TrRecord *aRec;
+  int nRepaired;       /* records whose geometry was repaired */
+  int nVertex;         /* total points */
+  char zSha256[65];    /* of the file as read (zip or .shp) */
+  char zErr[512];      /* error message if reading failed */
+};
+
+/* Limits on what a file may declare, checked before allocating. */
+#define TR_MAX_MEMBER   ((int64_t)2 << 30)   /* 2 GiB per zip member */
+#define TR_MAX_RECORDS  10000000             /* records per shapefile */
+
+/* Read a census zip (or a bare .shp with its .shx/.dbf siblings) for
+** pLayer. On failure returns non-zero and p->zErr says why; p holds
+** nothing. nThread > 1 validates and encodes geometries on that many
+** threads. The caller frees with trShapesFree. */
+int trShapesRead(TrShapes *p, const TrLayer *pLayer, const char *zPath,
+                 int bRepair, int nThread);
+/* Same from a zip held in memory (the fuzz harness, later downloads). */
+int trShapesReadZipMem(TrShapes *p, const TrLayer *pLayer,
+                       const void *pZip, size_t nZip, const char *zLabel,
+                       int bRepair, int nThread);
+void trShapesFree(TrShapes *p);
+
+/* ------------------------------------------------------------------ */
+/* Point-in-polygon index (pip.c)                                     */
+/* ------------------------------------------------------------------ */
+
+typedef struct PipIndex PipIndex;
+typedef struct PipBuilder PipBuilder;
+
+/* Coordinates are held as unsigned 32-bit integers in units of 1e-7
+** degree: u = round((lon + 180) * 1e7), v = round((lat + 90) * 1e7). */
+#define PIP_SCALE 1e7
+
+PipBuilder *pipBuilderNew(void);
+/* Add polygon number iPoly (0-based, in the order of the rule: the lowest
+** number wins when several polygons cover a point). Rings of all its parts
+** are added one at a time with pipBuilderRing, aXY being nPt (x,y) pairs
+** as little-endian doubles, possibly unaligned. Return 0 or non-zero on OOM
+** or if a coordinate is out of range. */
+int pipBuilderRing(PipBuilder *p, uint32_t iPoly, int nPt,
+                   const unsigned char *aXY);
+/* Build the index; the builder is consumed. NULL on OOM. */
+PipIndex *pipBuild(PipBuilder *p);
+void pipBuilderFree(PipBuilder *p);
+void pipFree(PipIndex *p);
+
+/* The polygon covering (lon, lat): the lowest polygon number among those
+** whose closed area contains the point, or -1 if none. *pbEdge (if not
+** NULL) is set when the point lies on the boundary of that polygon. */
+int64_t pipLookup(const PipIndex *p, double lon, double lat, int *pbEdge);
+
+/* Bytes held by the index, and counts for tracts_debug(). */
+size_t pipBytes(const PipIndex *p);
+void pipStats(const PipIndex *p, char *zBuf, int nBuf);
+
+#endif /* TRACTS_INT_H */
