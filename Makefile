@@ -2,8 +2,10 @@
 #
 #   make            build build/tracts.so
 #   make deps       install the Debian packages it needs (apt-get, as root)
-#   make test       deps + build + every test; ends "N passed, N failed"
-#   make asan-test  the test suite against an ASan/UBSan build
+#   make test       deps + build + every test, plain and ASan/UBSan builds;
+#                   ends "N passed, N failed, N skipped"
+#   make test-plain only the plain build
+#   make asan-test  only the ASan/UBSan build
 #   make demo       deps + build + examples/demo.sql end to end, offline
 #   make bench      national-scale benchmark (not part of the tests)
 #   make install    copy the extension to $(PREFIX)/lib
@@ -27,10 +29,11 @@ HDR     := ext/tracts_int.h ext/tracts_sql.h include/tracts.h
 
 DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \
              libshp-dev libgeos-dev libssl-dev
-DEB_TEST  := python3 python3-shapely libsqlite3-mod-spatialite gdal-bin zip
+DEB_TEST  := python3 python3-shapely python3-gdal libsqlite3-mod-spatialite \
+             gdal-bin clang valgrind
 DEB_BENCH := python3-geopandas
 
-.PHONY: all deps deps-test deps-bench test asan-test demo bench install clean tools
+.PHONY: all deps deps-test deps-bench test test-plain asan-test demo bench install clean tools
 
 all: $(BUILD)/tracts.so
 
@@ -68,13 +71,20 @@ deps-test: deps
 deps-bench: deps-test
 	@sh tests/deps.sh $(DEB_BENCH)
 
+# The README's test command: plain build (with valgrind) and ASan/UBSan.
 test: deps-test
+	@sh tests/deps.sh clang valgrind
+	@$(MAKE) --no-print-directory all tools $(BUILD)/unit \
+	  $(BUILD)/asan/tracts.so $(BUILD)/asan/unit
+	@sh tests/all.sh
+
+test-plain: deps-test
 	@$(MAKE) --no-print-directory all tools $(BUILD)/unit
 	@sh tests/run.sh $(BUILD)/tracts.so
 
 asan-test: deps-test
 	@sh tests/deps.sh clang
-	@$(MAKE) --no-print-directory $(BUILD)/asan/tracts.so tools
+	@$(MAKE) --no-print-directory $(BUILD)/asan/tracts.so $(BUILD)/asan/unit tools
 	@TRACTS_ASAN=1 sh tests/run.sh $(BUILD)/asan/tracts.so
 
 demo: deps-test
@@ -92,3 +102,9 @@ install: all
 
 clean:
 	rm -rf $(BUILD)
+
+$(BUILD)/asan/unit: tests/unit.c ext/geom.c ext/pip.c ext/tracts_int.h
+	@mkdir -p $(BUILD)/asan
+	clang -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=undefined $(XCFLAGS) -o $@ tests/unit.c \
+	  ext/geom.c ext/pip.c -lgeos_c -lm

@@ -108,13 +108,17 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
     p->zTable, p->zGroup, p->zTable, p->zGroup, p->zTable, p->zName);
   {
     static const char *azEvent[3] = { "INSERT", "UPDATE", "DELETE" };
+    char *zRtreeDel = sqlite3_mprintf(" DELETE FROM \"%w_rtree\" WHERE "
+                                      "id=old.rowid;", p->zTable);
+    if( zRtreeDel==0 ){ sqlite3_free(sqlite3_str_finish(s)); return SQLITE_NOMEM; }
     for(i=0; i<3; i++){
       sqlite3_str_appendf(s,
         "CREATE TRIGGER IF NOT EXISTS main.\"%w_changed_%c\" AFTER %s ON "
         "\"%w\" BEGIN UPDATE tracts_layers SET generation=generation+1 "
-        "WHERE layer=%Q; END;", p->zTable, azEvent[i][0]+32, azEvent[i],
-        p->zTable, p->zName);
+        "WHERE layer=%Q;%s END;", p->zTable, azEvent[i][0]+32, azEvent[i],
+        p->zTable, p->zName, i==2 ? zRtreeDel : "");
     }
+    sqlite3_free(zRtreeDel);
   }
   zSql = sqlite3_str_finish(s);
   if( zSql==0 ) return SQLITE_NOMEM;
@@ -249,7 +253,7 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
   sqlite3 *db = pTab->pConn->db;
   const TrLayer *L = pTab->pLayer;
   int iGroup = fieldIndex(L, L->zGroup), iKey = fieldIndex(L, L->zKey);
-  sqlite3_stmt *pIns = 0, *pBox = 0, *pDel = 0, *pDelBox = 0, *pFile = 0;
+  sqlite3_stmt *pIns = 0, *pBox = 0, *pDel = 0, *pFile = 0;
   sqlite3_str *pStates = sqlite3_str_new(db);
   char *zSql = 0, *zMsg = 0;
   int rc, i, nState = 0;
@@ -276,14 +280,9 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
     sqlite3_free(zSql);
     if( rc ) goto fail;
   }
-  zSql = sqlite3_mprintf("INSERT INTO main.\"%w_rtree\" VALUES(?,?,?,?,?)", L->zTable);
+  zSql = sqlite3_mprintf("INSERT OR REPLACE INTO main.\"%w_rtree\" "
+                         "VALUES(?,?,?,?,?)", L->zTable);
   rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pBox, 0) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
-  if( rc ) goto fail;
-  zSql = sqlite3_mprintf("DELETE FROM main.\"%w_rtree\" WHERE id IN "
-                         "(SELECT rowid FROM main.\"%w\" WHERE \"%w\"=?1)",
-                         L->zTable, L->zTable, L->zGroup);
-  rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pDelBox, 0) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) goto fail;
   zSql = sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE \"%w\"=?1",
@@ -330,12 +329,8 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
     if( nState>0 ) sqlite3_str_appendchar(pStates, 1, ',');
     sqlite3_str_appendall(pStates, zG);
     azSeen[nState++] = zG;
-    sqlite3_bind_text(pDelBox, 1, zG, -1, SQLITE_STATIC);
     sqlite3_bind_text(pDel, 1, zG, -1, SQLITE_STATIC);
-    if( sqlite3_step(pDelBox)!=SQLITE_DONE || sqlite3_step(pDel)!=SQLITE_DONE ){
-      rc = SQLITE_ERROR; goto fail_db;
-    }
-    sqlite3_reset(pDelBox);
+    if( sqlite3_step(pDel)!=SQLITE_DONE ){ rc = SQLITE_ERROR; goto fail_db; }
     sqlite3_reset(pDel);
   }
 
@@ -414,7 +409,7 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
   }
 
   sqlite3_finalize(pIns); sqlite3_finalize(pBox); sqlite3_finalize(pDel);
-  sqlite3_finalize(pDelBox); sqlite3_finalize(pFile);
+  sqlite3_finalize(pFile);
   rc = sqlite3_exec(db, "RELEASE tracts_load", 0, 0, 0);
   if( rc ){
     loadErr(pzErr, zFile, sqlite3_errmsg(db));
@@ -437,7 +432,7 @@ fail:
   loadErr(pzErr, zFile, zMsg ? zMsg : "out of memory");
   sqlite3_free(zMsg);
   sqlite3_finalize(pIns); sqlite3_finalize(pBox); sqlite3_finalize(pDel);
-  sqlite3_finalize(pDelBox); sqlite3_finalize(pFile);
+  sqlite3_finalize(pFile);
   sqlite3_exec(db, "ROLLBACK TO tracts_load; RELEASE tracts_load", 0, 0, 0);
   sqlite3_free(sqlite3_str_finish(pStates));
   return rc ? rc : SQLITE_ERROR;
@@ -508,7 +503,7 @@ static int listDir(LoadVtab *pTab, const char *zDir, char ***pazOut, int *pn,
     sqlite3_free(az);
     return SQLITE_NOMEM;
   }
-  qsort(az, (size_t)n, sizeof(char*), cmpStr);
+  if( n>1 ) qsort(az, (size_t)n, sizeof(char*), cmpStr);
   *pazOut = az;
   *pn = n;
   return SQLITE_OK;

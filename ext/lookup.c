@@ -31,8 +31,13 @@
 **   - commits by any connection change the pager's data version
 **     (SQLITE_FCNTL_DATA_VERSION, read on every call); then the layer's
 **     generation in tracts_layers, kept by triggers stored with the table,
-**     says whether the tracts changed.
-**   A stale index is rebuilt by the next call.
+**     says whether the tracts changed. A statement that reads no table
+**     (SELECT tract_of(-71.4, 41.8)) holds no read transaction, so the
+**     version may be old: such calls always ask the generation.
+**   A stale index is rebuilt by the next call. A ROLLBACK fires no
+**   trigger, so an index built inside an open transaction is checked
+**   against the generation on every call (a few microseconds) until a call
+**   made outside any transaction finds it current.
 **
 ** Limits
 **
@@ -54,6 +59,7 @@ struct TrLookup {
   int bStale;               /* set by tracts_touch() */
   int bTriggers;            /* TEMP triggers created */
   unsigned int iDataVersion;/* pager data version when last checked */
+  int bInTxn;               /* built inside a transaction: recheck */
   sqlite3_int64 iGen;       /* tracts_layers.generation of the index */
 };
 
@@ -205,6 +211,7 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
   if( p->pIdx==0 ){ rc = SQLITE_NOMEM; goto fail; }
   p->nPoly = nPoly;
   p->bStale = 0;
+  p->bInTxn = !sqlite3_get_autocommit(db);
   return SQLITE_OK;
 fail:
   sqlite3_finalize(pStmt);
@@ -226,9 +233,19 @@ const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr){
   }
   if( !p->bStale && p->pIdx ){
     unsigned int v = dataVersion(pConn->db);
-    if( v==p->iDataVersion ) return p->pIdx;
+    /* without a read transaction (SELECT tract_of(1, 2) reads no table)
+    ** the pager has not looked at the file: the version may be old */
+    if( v==p->iDataVersion && !p->bInTxn
+     && sqlite3_txn_state(pConn->db, "main")!=SQLITE_TXN_NONE ){
+      return p->pIdx;
+    }
     p->iDataVersion = v;
-    if( layerGeneration(pConn->db)==p->iGen ) return p->pIdx;
+    if( layerGeneration(pConn->db)==p->iGen ){
+      /* a rollback undoes changes without firing triggers: an index built
+      ** inside a transaction is checked on every call until one outside */
+      p->bInTxn = !sqlite3_get_autocommit(pConn->db);
+      return p->pIdx;
+    }
   }
   if( lookupBuild(pConn, p, pzErr) ) return 0;
   return p->pIdx;

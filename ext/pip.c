@@ -575,7 +575,7 @@ static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
     aRef[2*i+1] = qy;
     if( i==0 ){
       if( vecReserve(&aSet[0], s->n+1) ){ b->bOom = 1; goto done; }
-      memcpy(aSet[0].a, s->a, s->n*sizeof(uint32_t));
+      if( s->n ) memcpy(aSet[0].a, s->a, s->n*sizeof(uint32_t));
       aSet[0].n = s->n;
       if( propagate(b, &aSet[0], rx, ry, qx, qy, aE, nE, 0, 0) ){
         b->bOom = 1; goto done;
@@ -584,7 +584,7 @@ static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
       int from = ii>0 ? i-1 : i-n;     /* left neighbour, else below */
       const U32Vec *pf = &aSet[from];
       if( vecReserve(&aSet[i], pf->n+1) ){ b->bOom = 1; goto done; }
-      memcpy(aSet[i].a, pf->a, pf->n*sizeof(uint32_t));
+      if( pf->n ) memcpy(aSet[i].a, pf->a, pf->n*sizeof(uint32_t));
       aSet[i].n = pf->n;
       if( propagate(b, &aSet[i], aRef[2*from], aRef[2*from+1], qx, qy,
                     aChildE + aOff[from], aOff[from+1]-aOff[from], e, ne) ){

@@ -314,8 +314,31 @@ static int isPolygonType(int t){
   return t==SHPT_POLYGON || t==SHPT_POLYGONZ || t==SHPT_POLYGONM;
 }
 
+/* 1 if z[0..n-1] is well-formed UTF-8. */
+static int isUtf8(const unsigned char *z, size_t n){
+  size_t i = 0;
+  while( i<n ){
+    unsigned c = z[i];
+    size_t k;
+    uint32_t v, m;
+    if( c<0x80 ){ i++; continue; }
+    if( c>=0xc2 && c<=0xdf ){ k = 1; v = c & 0x1f; m = 0x80; }
+    else if( c>=0xe0 && c<=0xef ){ k = 2; v = c & 0x0f; m = 0x800; }
+    else if( c>=0xf0 && c<=0xf4 ){ k = 3; v = c & 0x07; m = 0x10000; }
+    else return 0;
+    if( n-i<=k ) return 0;                 /* sequence cut short */
+    for(i++; k>0; k--, i++){
+      if( (z[i] & 0xc0)!=0x80 ) return 0;
+      v = (v<<6) | (z[i] & 0x3f);
+    }
+    if( v<m || v>0x10ffff || (v>=0xd800 && v<=0xdfff) ) return 0;
+  }
+  return 1;
+}
+
 /* Copy DBF text, trimming spaces; NULL for empty. One malloc for all. */
-static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec){
+static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec,
+                        int *piBad){
   size_t nTotal = sizeof(char*)*(size_t)nField;
   const char *az[64];
   size_t an[64];
@@ -331,6 +354,12 @@ static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec
     while( n>0 && s[n-1]==' ' ) n--;
     az[i] = s; an[i] = n;
     nTotal += n + 1;
+    if( !isUtf8((const unsigned char*)s, n) ){
+      int k;
+      for(k=0; k<i; k++) free((char*)az[k]);
+      *piBad = i;
+      return 0;
+    }
     /* copy now into a scratch since the next read overwrites s */
     {
       char *c = malloc(n+1);
@@ -450,8 +479,16 @@ static int readShapes(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     }
     p->nVertex += r->geom.nPt;
     SHPDestroyObject(o);
-    r->azAttr = readAttrs(hDbf, aiField, pLayer->nField, i);
-    if( r->azAttr==0 ){ setErr(p, "out of memory"); goto done; }
+    {
+      int iBad = -1;
+      r->azAttr = readAttrs(hDbf, aiField, pLayer->nField, i, &iBad);
+      if( r->azAttr==0 && iBad>=0 ){
+        setErr(p, "record %d: field %s is not valid UTF-8", i+1,
+               pLayer->aField[iBad].zName);
+        goto done;
+      }
+      if( r->azAttr==0 ){ setErr(p, "out of memory"); goto done; }
+    }
   }
   SHPClose(hShp); hShp = 0;
   DBFClose(hDbf); hDbf = 0;

@@ -1,0 +1,883 @@
+#!/usr/bin/python3
+"""SQL-level tests of the tracts extension, from a Python host.
+
+Run by tests/run.sh with Debian's /usr/bin/python3 (a Python whose sqlite3
+module can load extensions):
+
+    /usr/bin/python3 tests/test_tracts.py build/tracts.so
+
+Every test_* function runs in order; a test passes when it raises nothing.
+The last line is "python: N passed, N failed, N skipped".
+
+Fixtures are made at run time under build/fixtures by build/gentracts (the
+census-layout generator in tools/), by hand-written WKT, and by corrupting
+good zips byte by byte; the real-data check converts spData's
+boston_tracts.shp (Debian package r-cran-spdata, fetched with apt-get
+download) into the census layout with ogr2ogr, geometry untouched.
+
+Independent references: shapely (GEOS) on geometries read by GDAL from
+the source files, and SpatiaLite's ST_Covers through mod_spatialite.
+"""
+import math
+import os
+import random
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import traceback
+import zipfile
+
+EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/tracts.so")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+FX = os.path.join(BUILD, "fixtures")
+GEN = os.path.join(BUILD, "gentracts")
+ASAN = os.environ.get("TRACTS_ASAN") == "1"
+
+skipped = []
+
+
+class Skip(Exception):
+    pass
+
+
+def connect(path=":memory:"):
+    c = sqlite3.connect(path, isolation_level=None)
+    c.enable_load_extension(True)
+    c.load_extension(EXT)
+    return c
+
+
+def expect_error(c, sql, params, text):
+    try:
+        c.execute(sql, params).fetchall()
+    except sqlite3.Error as e:
+        assert str(e) == text, "error was %r, expected %r" % (str(e), text)
+        return
+    raise AssertionError("no error from %s, expected %r" % (sql, text))
+
+
+def eq(a, b, what=""):
+    assert a == b, "%s: %r != %r" % (what, a, b)
+
+
+def snapshot(c):
+    """Everything load_tracts may touch, to compare before and after."""
+    names = [r[0] for r in c.execute(
+        "select name from sqlite_schema where name like 'tracts%' order by 1")]
+    out = {"schema": names}
+    for t in ("tracts", "tracts_files", "tracts_rtree"):
+        if t in names:
+            out[t] = c.execute("select * from %s order by 1, 2" % t).fetchall()
+    return out
+
+
+def gen(*args):
+    subprocess.run([GEN] + list(args), check=True, stdout=subprocess.DEVNULL)
+
+
+def write_wkt(path, rows):
+    with open(path, "w") as f:
+        for geoid, wkt in rows:
+            f.write("%s\t%s\n" % (geoid, wkt))
+
+
+def sq(x0, y0, x1, y1):
+    return "(%r %r, %r %r, %r %r, %r %r, %r %r)" % (
+        x0, y0, x0, y1, x1, y1, x1, y0, x0, y0)
+
+
+# Hand-made Rhode Island fixture: a 3x2 block of squares (shared edges and
+# a 4-way... 6-tract shared vertex set), a tract with a hole filled by
+# another tract, a multipolygon with an island, GEOIDs chosen so the
+# smallest-GEOID rule is visible.
+HAND = [
+    ("44007000100", "POLYGON(%s)" % sq(-71.5, 41.5, -71.4, 41.6)),
+    ("44007000200", "POLYGON(%s)" % sq(-71.4, 41.5, -71.3, 41.6)),
+    ("44007000300", "POLYGON(%s)" % sq(-71.3, 41.5, -71.2, 41.6)),
+    ("44007000400", "POLYGON(%s)" % sq(-71.5, 41.6, -71.4, 41.7)),
+    ("44007000050", "POLYGON(%s)" % sq(-71.4, 41.6, -71.3, 41.7)),
+    ("44007000600", "POLYGON(%s,%s)" % (sq(-71.3, 41.6, -71.2, 41.7),
+                                        sq(-71.28, 41.62, -71.22, 41.68))),
+    ("44007000700", "POLYGON(%s)" % sq(-71.28, 41.62, -71.22, 41.68)),
+    ("44009000800", "MULTIPOLYGON((%s),(%s))" % (sq(-71.2, 41.5, -71.1, 41.7),
+                                                 sq(-71.05, 41.55, -71.0, 41.6))),
+]
+
+BOWTIE = [("44001000100", "POLYGON((-71.5 41.5, -71.4 41.6, -71.4 41.5, "
+                          "-71.5 41.6, -71.5 41.5))"),
+          ("44001000200", "POLYGON(%s)" % sq(-71.3, 41.5, -71.2, 41.6))]
+
+
+def setup_fixtures():
+    if os.path.isdir(FX):
+        shutil.rmtree(FX)
+    os.makedirs(FX)
+    write_wkt(os.path.join(FX, "hand.txt"), HAND)
+    os.makedirs(os.path.join(FX, "hand"))
+    gen("--from", os.path.join(FX, "hand.txt"), "--out", os.path.join(FX, "hand"))
+    os.makedirs(os.path.join(FX, "handshp"))
+    gen("--from", os.path.join(FX, "hand.txt"), "--out",
+        os.path.join(FX, "handshp"), "--no-zip")
+    write_wkt(os.path.join(FX, "bowtie.txt"), BOWTIE)
+    os.makedirs(os.path.join(FX, "bowtie"))
+    gen("--from", os.path.join(FX, "bowtie.txt"), "--out",
+        os.path.join(FX, "bowtie"), "--keep-rings")
+    os.makedirs(os.path.join(FX, "point"))
+    gen("--from", os.path.join(FX, "hand.txt"), "--out",
+        os.path.join(FX, "point"), "--shape-type", "point")
+    gen("--out", os.path.join(FX, "synth"), "--states", "44,25", "--tracts",
+        "400", "--vertices", "60", "--national")
+
+
+HAND_ZIP = lambda: os.path.join(FX, "hand", "cb_2019_44_tract_500k.zip")
+SYN = lambda s: os.path.join(FX, "synth", "cb_2019_%s_tract_500k.zip" % s)
+
+
+def zip_members(path):
+    with zipfile.ZipFile(path) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
+def write_zip(path, members, compress=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compress) as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+
+
+# ---------------------------------------------------------------- basics
+
+def test_registered_functions_and_modules():
+    c = connect()
+    funcs = sorted(set(r[0] for r in c.execute(
+        "select name from pragma_function_list where name like 'tract%' "
+        "or name like 'load_tract%'")))
+    eq(funcs, ["tract_of", "tracts_config", "tracts_debug", "tracts_touch",
+               "tracts_version"], "functions")
+    mods = sorted(r[0] for r in c.execute(
+        "select name from pragma_module_list where name like '%tract%'"))
+    eq(mods, ["load_tracts"], "modules")
+    eq(c.execute("select tracts_version()").fetchone()[0], "0.1.0")
+    assert "geos 3." in c.execute("select tracts_debug()").fetchone()[0]
+
+
+def test_extension_exports_one_symbol():
+    out = subprocess.run(["nm", "-D", "--defined-only", EXT],
+                         capture_output=True, text=True).stdout
+    syms = [l.split()[-1] for l in out.splitlines() if " T " in l]
+    eq([s for s in syms if not s.startswith("__")], ["sqlite3_tracts_init"])
+
+
+def test_config():
+    c = connect()
+    eq(c.execute("select tracts_config('repair')").fetchone()[0], 1)
+    eq(c.execute("select tracts_config('repair', 0)").fetchone()[0], 0)
+    eq(c.execute("select tracts_config('repair')").fetchone()[0], 0)
+    eq(c.execute("select tracts_config('repair', NULL)").fetchone()[0], 1)
+    eq(c.execute("select tracts_config('threads', 3)").fetchone()[0], 3)
+    expect_error(c, "select tracts_config('colour')", (),
+                 "tracts_config: unknown setting 'colour' (known: repair, threads)")
+    expect_error(c, "select tracts_config('repair', 'yes')", (),
+                 "tracts_config: repair must be an integer from 0 to 1, got 'yes'")
+    expect_error(c, "select tracts_config('threads', 65)", (),
+                 "tracts_config: threads must be an integer from 0 to 64, got '65'")
+    expect_error(c, "select tracts_config(NULL)", (),
+                 "tracts_config: the setting name is NULL")
+    env = dict(os.environ, TRACTS_REPAIR="0")
+    out = subprocess.run(["sqlite3", ":memory:", ".load %s" % EXT[:-3],
+                          "select tracts_config('repair')"],
+                         capture_output=True, text=True, env=env)
+    eq(out.stdout.strip(), "0", "TRACTS_REPAIR env default")
+
+
+def test_tract_of_without_tracts_is_an_error():
+    c = connect()
+    expect_error(c, "select tract_of(-71.45, 41.55)", (),
+                 "tract_of: no tracts loaded (run load_tracts)")
+    expect_error(c, "select tract_of(1)", (),
+                 "wrong number of arguments to function tract_of()")
+    expect_error(c, "select tract_of(1, 2, 3)", (),
+                 "wrong number of arguments to function tract_of()")
+
+
+# ------------------------------------------------------------ loading
+
+def test_load_hand_fixture():
+    c = connect()
+    rows = c.execute("select file, state, year, tracts, repaired, error "
+                     "from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    eq(rows, [(HAND_ZIP(), "44", 2019, 8, 0, None)])
+    eq(c.execute("select count(*) from tracts").fetchone()[0], 8)
+    eq(c.execute("select count(*) from tracts_rtree").fetchone()[0], 8)
+    r = c.execute("select STATEFP, COUNTYFP, TRACTCE, AFFGEOID, NAME, LSAD, "
+                  "typeof(ALAND) from tracts where GEOID='44007000100'").fetchone()
+    eq(r, ("44", "007", "000100", "1400000US44007000100", "1", "CT", "integer"))
+    f = c.execute("select layer, state, file, year, length(sha256), tracts "
+                  "from tracts_files").fetchall()
+    eq(f, [("tracts", "44", HAND_ZIP(), 2019, 64, 8)])
+    box = c.execute("select minx, maxx, miny, maxy from tracts_rtree join tracts "
+                    "on id=tracts.rowid where GEOID='44009000800'").fetchone()
+    assert box[0] <= -71.2 and box[1] >= -71.0 and box[2] <= 41.5 and box[3] >= 41.7, box
+
+
+def test_tract_of_rules():
+    c = connect()
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    t = lambda x, y: c.execute("select tract_of(?, ?)", (x, y)).fetchone()[0]
+    eq(t(-71.45, 41.55), "44007000100", "interior")
+    eq(t(-71.25, 41.65), "44007000700", "inside the hole: the filling tract")
+    eq(t(-71.29, 41.61), "44007000600", "between hole and shell")
+    eq(t(-71.025, 41.575), "44009000800", "island part")
+    eq(t(-71.07, 41.575), None, "water between the parts")
+    eq(t(-71.4, 41.55), "44007000100", "shared edge: smaller GEOID")
+    eq(t(-71.35, 41.6), "44007000050", "shared edge, 50 < 200")
+    eq(t(-71.4, 41.6), "44007000050", "vertex of four tracts")
+    eq(t(-71.28, 41.65), "44007000600", "hole edge: 600 < 700")
+    eq(t(-71.5, 41.5), "44007000100", "outer corner is covered")
+    eq(t(-71.0, 41.6), "44009000800", "island corner")
+    eq(t(-80, 30), None, "far away")
+
+
+def test_tract_of_inputs():
+    c = connect()
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    t = lambda x, y: c.execute("select tract_of(?, ?)", (x, y)).fetchone()[0]
+    eq(t(None, 41.55), None)
+    eq(t(-71.45, None), None)
+    eq(t("-71.45", "41.55"), "44007000100", "numeric text")
+    eq(t(" -71.45 ", "41.55  "), "44007000100", "numeric text with spaces")
+    eq(t("abc", 41.55), None, "non-numeric text")
+    eq(t("-71.45x", 41.55), None, "trailing junk")
+    eq(t(b"\x00\x01", 41.55), None, "blob")
+    eq(t("", 41.55), None, "empty text")
+    eq(c.execute("select tract_of(9e999, 41.55), tract_of(-9e999, 1), "
+                 "tract_of(-71.45, 'nan'), tract_of('inf', 41)").fetchone(),
+       (None, None, None, None), "infinities and nan")
+    eq(t(-71.45, 90.0000001), None, "latitude > 90")
+    eq(t(-180.0000001, 41.55), None, "longitude < -180")
+    eq(t(180, 90), None)
+    eq(t(-71, 41), None)
+    eq(c.execute("select tract_of(-71, 41)").fetchone()[0], None, "integers")
+    eq(c.execute("select tract_of(cast(-71.45 as text), 41.55)").fetchone()[0],
+       "44007000100")
+
+
+def test_reload_replaces_and_other_state_kept():
+    c = connect()
+    c.execute("select * from load_tracts(?)", (SYN("25"),)).fetchall()
+    n25 = c.execute("select count(*) from tracts").fetchone()[0]
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    eq(c.execute("select count(*) from tracts").fetchone()[0], n25 + 8)
+    eq(c.execute("select count(*) from tracts_rtree").fetchone()[0], n25 + 8)
+    # the synthetic RI replaces the hand-made RI entirely
+    c.execute("select * from load_tracts(?)", (SYN("44"),)).fetchall()
+    eq(c.execute("select count(*) from tracts where GEOID='44007000100' "
+                 "and NAME='1'").fetchone()[0], 0)
+    eq(c.execute("select group_concat(state) from (select state from tracts_files "
+                 "order by 1)").fetchone()[0], "25,44")
+    eq(c.execute("select count(*) from tracts_rtree").fetchone()[0],
+       c.execute("select count(*) from tracts").fetchone()[0])
+
+
+def test_national_file_and_directory():
+    c = connect()
+    nat = os.path.join(FX, "synth", "cb_2019_us_tract_500k.zip")
+    rows = c.execute("select state, tracts, error from load_tracts(?)",
+                     (nat,)).fetchall()
+    eq(rows, [("44,25", 400, None)] if rows[0][0].startswith("44") else
+       [("25,44", 400, None)])
+    d = connect()
+    rows = d.execute("select file, state, tracts, error from load_tracts(?)",
+                     (os.path.join(FX, "synth"),)).fetchall()
+    eq([(os.path.basename(r[0]), r[1], r[3]) for r in rows],
+       [("cb_2019_25_tract_500k.zip", "25", None),
+        ("cb_2019_44_tract_500k.zip", "44", None),
+        ("cb_2019_us_tract_500k.zip", rows[2][1], None)])
+    eq(sum(r[2] for r in rows[:2]), 400)
+    eq(d.execute("select count(*) from tracts").fetchone()[0], 400)
+    a = c.execute("select GEOID, geometry from tracts order by 1").fetchall()
+    b = d.execute("select GEOID, geometry from tracts order by 1").fetchall()
+    eq(a == b, True, "national file and state files load the same rows")
+
+
+def test_bare_shapefile():
+    c = connect()
+    shp = os.path.join(FX, "handshp", "cb_2019_44_tract_500k.shp")
+    rows = c.execute("select state, tracts, error from load_tracts(?)",
+                     (shp,)).fetchall()
+    eq(rows, [("44", 8, None)])
+    d = connect()
+    d.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    eq(c.execute("select GEOID, geometry from tracts order by 1").fetchall(),
+       d.execute("select GEOID, geometry from tracts order by 1").fetchall())
+
+
+def test_invalid_polygon_repaired_or_refused():
+    z = os.path.join(FX, "bowtie", "cb_2019_44_tract_500k.zip")
+    c = connect()
+    rows = c.execute("select tracts, repaired, error from load_tracts(?)",
+                     (z,)).fetchall()
+    eq(rows, [(2, 1, None)])
+    eq(c.execute("select repaired from tracts_files").fetchone()[0], 1)
+    # both lobes of the bow-tie are covered after the repair
+    eq(c.execute("select tract_of(-71.49, 41.55), tract_of(-71.41, 41.55)")
+       .fetchone(), ("44001000100", "44001000100"))
+    d = connect()
+    d.execute("select tracts_config('repair', 0)")
+    expect_error(d, "select * from load_tracts(?)", (z,),
+                 "load_tracts: %s: record 1: invalid polygon (Self-intersection"
+                 "[-71.45 41.55]); set tracts_config('repair', 1) to repair" % z)
+    eq(snapshot(d)["schema"], [], "nothing written")
+
+
+def test_spatialite_interop():
+    c = connect()
+    try:
+        c.load_extension("mod_spatialite")
+    except sqlite3.Error as e:
+        raise Skip("mod_spatialite: %s" % e)
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    c.execute("select * from load_tracts(?)", (SYN("25"),)).fetchall()
+    bad = c.execute("select count(*) from tracts where ST_IsValid(geometry) != 1 "
+                    "or ST_Srid(geometry) != 4269 or "
+                    "GeometryType(geometry) != 'MULTIPOLYGON'").fetchone()[0]
+    eq(bad, 0, "valid MULTIPOLYGON 4269 per SpatiaLite")
+    a = c.execute("select ST_Area(geometry) from tracts where GEOID='44007000600'"
+                  ).fetchone()[0]
+    assert abs(a - (0.01 - 0.0036)) < 1e-9, a
+    rnd = random.Random(7)
+    n = 0
+    for i in range(1500):
+        x = rnd.uniform(-71.55, -70.95) if i % 2 else rnd.uniform(-72.6, -69.4)
+        y = rnd.uniform(41.45, 41.75) if i % 2 else rnd.uniform(41.0, 43.2)
+        ours = c.execute("select tract_of(?, ?)", (x, y)).fetchone()[0]
+        ref = c.execute(
+            "select min(GEOID) from tracts join tracts_rtree on id=tracts.rowid "
+            "where minx<=?1 and maxx>=?1 and miny<=?2 and maxy>=?2 and "
+            "ST_Covers(geometry, MakePoint(?1, ?2, 4269))", (x, y)).fetchone()[0]
+        eq(ours, ref, "point (%r, %r)" % (x, y))
+        n += ref is not None
+    assert n > 250, n
+
+
+def shapely_reference(zip_path):
+    """(STRtree, [(geom, geoid)]) from the file as GDAL reads it."""
+    from osgeo import ogr
+    from shapely import wkb
+    from shapely.strtree import STRtree
+    ds = ogr.Open("/vsizip/" + zip_path)
+    lyr = ds.GetLayer(0)
+    items = []
+    for f in lyr:
+        items.append((wkb.loads(bytes(f.GetGeometryRef().ExportToWkb())),
+                      f.GetField("GEOID")))
+    return items
+
+
+def compare_with_shapely(c, zip_path, box, n, seed):
+    from shapely.geometry import Point
+    from shapely.strtree import STRtree
+    items = shapely_reference(zip_path)
+    geoms = [g for g, _ in items]
+    byid = {id(g): k for g, k in items}
+    tree = STRtree(geoms)
+    rnd = random.Random(seed)
+    pts = [(rnd.uniform(box[0], box[2]), rnd.uniform(box[1], box[3]))
+           for _ in range(n)]
+    got = dict(c.execute(
+        "select key, tract_of(x, y) from (select value as key, "
+        "json_extract(?, '$[' || value || '][0]') as x, "
+        "json_extract(?, '$[' || value || '][1]') as y from "
+        "json_each(?))", (repr(pts).replace("(", "[").replace(")", "]"),) * 2 +
+        ("[" + ",".join(str(i) for i in range(n)) + "]",)).fetchall())
+    nIn = nNear = 0
+    for i, (x, y) in enumerate(pts):
+        p = Point(x, y)
+        cands = tree.query(p)
+        cover = sorted(byid[id(g)] for g in cands if g.covers(p))
+        near = any(g.boundary.distance(p) < 1e-6 for g in cands)
+        if near:
+            nNear += 1
+            continue
+        exp = cover[0] if cover else None
+        eq(got[i], exp, "point %d (%r, %r)" % (i, x, y))
+        nIn += exp is not None
+    return nIn, nNear
+
+
+def test_random_points_against_shapely_synthetic():
+    c = connect()
+    c.execute("select * from load_tracts(?)", (SYN("44"),)).fetchall()
+    box = c.execute("select min(minx), min(miny), max(maxx), max(maxy) "
+                    "from tracts_rtree").fetchone()
+    nIn, nNear = compare_with_shapely(c, SYN("44"), box, 4000, 11)
+    assert nIn > 2000, nIn
+
+
+def spdata_boston():
+    """build/fixtures/boston/cb_2019_25_tract_500k.zip from spData."""
+    out = os.path.join(FX, "boston")
+    z = os.path.join(out, "cb_2019_25_tract_500k.zip")
+    if os.path.exists(z):
+        return z
+    deb_dir = os.path.join(BUILD, "debs")
+    os.makedirs(deb_dir, exist_ok=True)
+    debs = [f for f in os.listdir(deb_dir) if f.startswith("r-cran-spdata")]
+    for attempt in range(2):
+        if debs:
+            break
+        if attempt:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+        r = subprocess.run(["apt-get", "download", "r-cran-spdata"], cwd=deb_dir,
+                           capture_output=True, text=True)
+        debs = [f for f in os.listdir(deb_dir) if f.startswith("r-cran-spdata")]
+        if not debs:
+            raise Skip("apt-get download r-cran-spdata failed: %s" % r.stderr[-200:])
+    x = os.path.join(deb_dir, "spdata")
+    subprocess.run(["dpkg-deb", "-x", os.path.join(deb_dir, debs[0]), x], check=True)
+    src = os.path.join(x, "usr/lib/R/site-library/spData/shapes/boston_tracts.shp")
+    os.makedirs(out, exist_ok=True)
+    shp = os.path.join(out, "cb_2019_25_tract_500k.shp")
+    sql = ("SELECT '25' AS STATEFP, '025' AS COUNTYFP, "
+           "printf('%06d', rowid + 1) AS TRACTCE, "
+           "'1400000US25025' || printf('%06d', rowid + 1) AS AFFGEOID, "
+           "'25025' || printf('%06d', rowid + 1) AS GEOID, "
+           "poltract AS NAME, 'CT' AS LSAD, 0 AS ALAND, 0 AS AWATER, "
+           "Geometry FROM boston_tracts")
+    subprocess.run(["ogr2ogr", "-f", "ESRI Shapefile", shp, src, "-dialect",
+                    "sqlite", "-sql", sql, "-nln", "cb_2019_25_tract_500k"],
+                   check=True, capture_output=True)
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for ext in ("shp", "shx", "dbf", "prj", "cpg"):
+            p = shp[:-3] + ext
+            if os.path.exists(p):
+                zf.write(p, os.path.basename(p))
+    return z
+
+
+def test_real_boston_tracts_against_shapely():
+    z = spdata_boston()
+    c = connect()
+    rows = c.execute("select tracts, repaired, error from load_tracts(?)",
+                     (z,)).fetchall()
+    eq(rows[0][0], 506)
+    eq(rows[0][2], None)
+    box = c.execute("select min(minx), min(miny), max(maxx), max(maxy) "
+                    "from tracts_rtree").fetchone()
+    if rows[0][1]:
+        # repaired polygons differ from the file by design: compare those
+        # with SpatiaLite on the stored geometry instead (below)
+        pass
+    nIn, nNear = compare_with_shapely_excluding(c, z, box, 5000, 3,
+                                                repaired=rows[0][1])
+    assert nIn > 2000, nIn
+
+
+def compare_with_shapely_excluding(c, z, box, n, seed, repaired):
+    if not repaired:
+        return compare_with_shapely(c, z, box, n, seed)
+    # some polygons were repaired: use the repaired geometry as reference
+    from shapely import wkb
+    try:
+        c.load_extension("mod_spatialite")
+    except sqlite3.Error as e:
+        raise Skip("mod_spatialite: %s" % e)
+    items = [(wkb.loads(bytes(b)), k) for k, b in c.execute(
+        "select GEOID, AsBinary(geometry) from tracts")]
+    from shapely.geometry import Point
+    from shapely.strtree import STRtree
+    geoms = [g for g, _ in items]
+    byid = {id(g): k for g, k in items}
+    tree = STRtree(geoms)
+    rnd = random.Random(seed)
+    nIn = nNear = 0
+    for i in range(n):
+        x, y = rnd.uniform(box[0], box[2]), rnd.uniform(box[1], box[3])
+        p = Point(x, y)
+        cands = tree.query(p)
+        if any(g.boundary.distance(p) < 1e-6 for g in cands):
+            nNear += 1
+            continue
+        cover = sorted(byid[id(g)] for g in cands if g.covers(p))
+        exp = cover[0] if cover else None
+        eq(c.execute("select tract_of(?, ?)", (x, y)).fetchone()[0], exp,
+           "point (%r, %r)" % (x, y))
+        nIn += exp is not None
+    return nIn, nNear
+
+
+def test_index_follows_table_changes():
+    db = os.path.join(BUILD, "fixtures", "follow.db")
+    if os.path.exists(db):
+        os.remove(db)
+    c = connect(db)
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    t = lambda x, y, conn=c: conn.execute("select tract_of(?, ?)",
+                                          (x, y)).fetchone()[0]
+    eq(t(-71.45, 41.55), "44007000100")
+    c.execute("delete from tracts where GEOID='44007000100'")
+    eq(t(-71.45, 41.55), None, "deleted in this connection")
+    c.execute("begin")
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    eq(t(-71.45, 41.55), "44007000100", "reloaded inside a transaction")
+    c.execute("rollback")
+    eq(t(-71.45, 41.55), None, "after rollback")
+    # a change committed by another connection
+    d = sqlite3.connect(db, isolation_level=None)
+    d.execute("update tracts set GEOID='44007000011' where GEOID='44007000050'")
+    d.close()
+    eq(t(-71.35, 41.65), "44007000011", "changed by another connection")
+    # a plain sqlite3 connection (no extension) can still write the table
+    e = sqlite3.connect(db, isolation_level=None)
+    e.execute("delete from tracts where GEOID='44007000011'")
+    e.close()
+    eq(t(-71.35, 41.65), None)
+    c.close()
+
+
+def test_python_host_with_threads():
+    """The extension in a multi-threaded host: one connection per thread."""
+    errors = []
+
+    def work(i):
+        try:
+            c = connect()
+            c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+            for k in range(200):
+                v = c.execute("select tract_of(-71.45, 41.55)").fetchone()[0]
+                if v != "44007000100":
+                    errors.append(v)
+            c.close()
+        except Exception as e:  # noqa
+            errors.append(repr(e))
+    ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    eq(errors, [])
+
+
+# ---------------------------------------------------------- bad input
+
+def bad_load(c, path, text):
+    before = snapshot(c)
+    expect_error(c, "select * from load_tracts(?)", (path,),
+                 "load_tracts: %s: %s" % (path, text))
+    eq(snapshot(c), before, "database unchanged after %s" % text)
+
+
+def loaded_conn():
+    c = connect()
+    c.execute("select * from load_tracts(?)", (SYN("25"),)).fetchall()
+    return c
+
+
+def test_bad_paths():
+    c = loaded_conn()
+    before = snapshot(c)
+    expect_error(c, "select * from load_tracts('/nonexistent/x.zip')", (),
+                 "load_tracts: cannot open '/nonexistent/x.zip': "
+                 "No such file or directory")
+    expect_error(c, "select * from load_tracts(NULL)", (),
+                 "load_tracts: the path is NULL")
+    expect_error(c, "select * from load_tracts('')", (),
+                 "load_tracts: the path is empty")
+    expect_error(c, "select * from load_tracts", (),
+                 "load_tracts: needs a path argument")
+    empty = os.path.join(FX, "emptydir")
+    os.makedirs(empty, exist_ok=True)
+    expect_error(c, "select * from load_tracts(?)", (empty,),
+                 "load_tracts: no census tract zips (cb_YYYY_SS_tract_500k.zip)"
+                 " in '%s'" % empty)
+    eq(snapshot(c), before)
+
+
+def test_bad_zips():
+    c = loaded_conn()
+    d = os.path.join(FX, "bad")
+    os.makedirs(d, exist_ok=True)
+    good = zip_members(HAND_ZIP())
+    base = "cb_2019_44_tract_500k"
+
+    p = os.path.join(d, "html", base + ".zip")
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    open(p, "wb").write(b"<!DOCTYPE html><html><body>Service Unavailable</body></html>")
+    bad_load(c, p, "not a zip archive (starts with '<!DOCTYPE html><')")
+
+    p = os.path.join(d, "empty.zip")
+    open(p, "wb").write(b"")
+    bad_load(c, p, "not a zip archive (empty file)")
+
+    p = os.path.join(d, "noshp.zip")
+    write_zip(p, {k: v for k, v in good.items() if not k.endswith(".shp")})
+    bad_load(c, p, "the zip holds no .shp file")
+
+    p = os.path.join(d, "nodbf.zip")
+    write_zip(p, {k: v for k, v in good.items() if not k.endswith(".dbf")})
+    bad_load(c, p, "the zip holds no %s.dbf" % base)
+
+    p = os.path.join(d, "noshx.zip")
+    write_zip(p, {k: v for k, v in good.items() if not k.endswith(".shx")})
+    bad_load(c, p, "the zip holds no %s.shx" % base)
+
+    # a truncated zip file (the download stopped)
+    raw = open(HAND_ZIP(), "rb").read()
+    p = os.path.join(d, "cut.zip")
+    open(p, "wb").write(raw[:len(raw) // 2])
+    bad_load(c, p, "not a valid zip archive: Not a zip archive")
+
+    # a flipped byte inside the deflated .shp: CRC or inflate error
+    p = os.path.join(d, "corrupt.zip")
+    with zipfile.ZipFile(HAND_ZIP()) as z:
+        info = z.getinfo(base + ".shp")
+    off = info.header_offset + 30 + len(info.filename) + len(info.extra) + 40
+    bad = bytearray(raw)
+    bad[off] ^= 0x55
+    open(p, "wb").write(bytes(bad))
+    try:
+        c.execute("select * from load_tracts(?)", (p,)).fetchall()
+        raise AssertionError("corrupt zip loaded")
+    except sqlite3.Error as e:
+        assert str(e).startswith("load_tracts: %s: member %s.shp is corrupt: "
+                                 % (p, base)), str(e)
+
+    # a .shp member truncated inside a valid zip
+    p = os.path.join(d, "shortshp.zip")
+    m = dict(good)
+    m[base + ".shp"] = m[base + ".shp"][:300]
+    write_zip(p, m)
+    bad_load(c, p, "record 2: unreadable shape: Error in fread() reading "
+                   "object of size 136 at offset 236 from .shp file")
+
+    # a .dbf without the GEOID field
+    p = os.path.join(d, "nogeoid.zip")
+    m = dict(good)
+    m[base + ".dbf"] = m[base + ".dbf"].replace(b"GEOID" + b"\x00" * 6 + b"C",
+                                                b"GEOXX" + b"\x00" * 6 + b"C", 1)
+    write_zip(p, m)
+    bad_load(c, p, "the .dbf has no field GEOID")
+
+    # .dbf with fewer records than the .shp
+    p = os.path.join(d, "dbfcount.zip")
+    m = dict(good)
+    dbf = bytearray(m[base + ".dbf"])
+    struct.pack_into("<I", dbf, 4, 5)
+    m[base + ".dbf"] = bytes(dbf)
+    write_zip(p, m)
+    bad_load(c, p, "the .dbf has 5 records but the .shp has 8")
+
+    # a point shapefile
+    p = os.path.join(FX, "point", base + ".zip")
+    bad_load(c, p, "the shapefile holds POINT shapes, not polygons")
+
+    # member paths that escape
+    p = os.path.join(d, "slip.zip")
+    m = dict(good)
+    m["../../etc/" + base + ".prj"] = b"x"
+    write_zip(p, m)
+    bad_load(c, p, "member ../../etc/%s.prj has an unsafe path" % base)
+
+    # two shapefiles in one zip
+    p = os.path.join(d, "two.zip")
+    m = dict(good)
+    m["other.shp"] = m[base + ".shp"]
+    write_zip(p, m)
+    bad_load(c, p, "the zip holds more than one .shp")
+
+    # a projected .prj
+    p = os.path.join(d, "proj.zip")
+    m = dict(good)
+    m[base + ".prj"] = b'PROJCS["NAD_1983_UTM_Zone_18N",GEOGCS["GCS_North_American_1983"]]'
+    write_zip(p, m)
+    bad_load(c, p, "the .prj names a projected coordinate system; expected "
+                   "longitude/latitude (NAD83)")
+
+    # file named for another state
+    p = os.path.join(d, "cb_2019_25_tract_500k.zip")
+    write_zip(p, {k.replace("_44_", "_25_"): v for k, v in good.items()})
+    bad_load(c, p, "record 1 has STATEFP '44' but the file is named for state 25")
+
+
+def patch_zip_size(src, dst, member, new_size):
+    """Copy a zip, declaring new_size as member's uncompressed size in both
+    the local header and the central directory."""
+    raw = bytearray(open(src, "rb").read())
+    with zipfile.ZipFile(src) as z:
+        info = z.getinfo(member)
+    struct.pack_into("<I", raw, info.header_offset + 22, new_size)
+    cd = raw.rfind(b"PK\x01\x02" + raw[0:0])
+    i = 0
+    while True:
+        i = raw.find(b"PK\x01\x02", i)
+        if i < 0:
+            break
+        nlen = struct.unpack_from("<H", raw, i + 28)[0]
+        if raw[i + 46:i + 46 + nlen].decode() == member:
+            struct.pack_into("<I", raw, i + 24, new_size)
+        i += 4
+    open(dst, "wb").write(bytes(raw))
+
+
+def test_huge_declared_sizes():
+    c = loaded_conn()
+    base = "cb_2019_44_tract_500k"
+    p = os.path.join(FX, "bad", "huge.zip")
+    patch_zip_size(HAND_ZIP(), p, base + ".shp", 0xfffffff0)
+    bad_load(c, p, "member %s.shp declares 4294967280 bytes (limit 2147483648)"
+             % base)
+    # a .shx claiming a huge record count with a tiny .shp
+    good = zip_members(HAND_ZIP())
+    m = dict(good)
+    shx = bytearray(m[base + ".shx"])
+    struct.pack_into(">I", shx, 24, 0x7ffffff0)   # file length in words
+    m[base + ".shx"] = bytes(shx)
+    p = os.path.join(FX, "bad", "manyrecs.zip")
+    write_zip(p, m)
+    before = snapshot(c)
+    try:
+        c.execute("select * from load_tracts(?)", (p,)).fetchall()
+        raise AssertionError("absurd record count loaded")
+    except sqlite3.Error as e:
+        assert str(e).startswith("load_tracts: %s: " % p), str(e)
+    eq(snapshot(c), before)
+
+
+def test_fuzzed_shapefiles_never_crash():
+    """Random byte flips in .shp/.shx/.dbf: an error or a load, never a crash;
+    a failed load leaves the database as it was."""
+    c = loaded_conn()
+    good = zip_members(HAND_ZIP())
+    base = "cb_2019_44_tract_500k"
+    rnd = random.Random(5)
+    d = os.path.join(FX, "fuzz")
+    os.makedirs(d, exist_ok=True)
+    nErr = nOk = 0
+    for i in range(150 if not ASAN else 60):
+        m = dict(good)
+        part = base + rnd.choice([".shp", ".shp", ".shx", ".dbf"])
+        b = bytearray(m[part])
+        for _ in range(rnd.randint(1, 6)):
+            k = rnd.randrange(len(b))
+            b[k] = rnd.randrange(256)
+        m[part] = bytes(b)
+        p = os.path.join(d, "f%d" % i, base + ".zip")
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        write_zip(p, m)
+        before = snapshot(c)
+        try:
+            c.execute("select * from load_tracts(?)", (p,)).fetchall()
+            nOk += 1
+            c.execute("select tract_of(-71.45, 41.55)").fetchone()
+        except sqlite3.Error as e:
+            assert str(e).startswith("load_tracts: ") or \
+                str(e).startswith("tract_of: "), str(e)
+            if str(e).startswith("load_tracts: "):
+                eq(snapshot(c), before)
+            nErr += 1
+    assert nErr > 10, (nErr, nOk)
+
+
+def test_directory_with_a_bad_file():
+    d = os.path.join(FX, "mixed")
+    os.makedirs(d, exist_ok=True)
+    shutil.copy(SYN("25"), d)
+    open(os.path.join(d, "cb_2019_44_tract_500k.zip"), "wb").write(b"<html>")
+    c = connect()
+    rows = c.execute("select state, tracts, error from load_tracts(?)",
+                     (d,)).fetchall()
+    eq(rows[0][0], "25")
+    eq(rows[0][2], None)
+    eq(rows[1], (None, 0, "load_tracts: %s/cb_2019_44_tract_500k.zip: not a "
+                 "zip archive (starts with '<html>')" % d))
+    eq(c.execute("select group_concat(distinct STATEFP) from tracts").fetchone()[0],
+       "25")
+
+
+def test_malformed_geometry_in_table():
+    c = connect()
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    c.execute("update tracts set geometry=x'0001' where GEOID='44007000200'")
+    expect_error(c, "select tract_of(-71.45, 41.55)", (),
+                 "tract_of: tract '44007000200' has a malformed geometry")
+    c.execute("update tracts set geometry=randomblob(100) where GEOID='44007000200'")
+    expect_error(c, "select tract_of(-71.45, 41.55)", (),
+                 "tract_of: tract '44007000200' has a malformed geometry")
+    c.execute("delete from tracts where GEOID='44007000200'")
+    eq(c.execute("select tract_of(-71.45, 41.55)").fetchone()[0], "44007000100")
+
+
+def test_directonly_from_schema():
+    c = connect()
+    c.execute("create view v as select * from load_tracts('x')")
+    expect_error(c, "select * from v", (),
+                 "unsafe use of virtual table \"load_tracts\"")
+    c.execute("create table t(x)")
+    c.execute("create trigger tr after insert on t begin "
+              "select tracts_config('repair', 0); end")
+    expect_error(c, "insert into t values(1)", (),
+                 "unsafe use of tracts_config()")
+
+
+# ------------------------------------------------------------ sqlite3 shell
+
+def shell(db, script, env=None):
+    return subprocess.run(["sqlite3", "-batch", db], input=script,
+                          capture_output=True, text=True, env=env)
+
+
+def test_sqlite3_shell_batch():
+    db = os.path.join(FX, "shell.db")
+    if os.path.exists(db):
+        os.remove(db)
+    script = """.load %s
+.mode list
+select state, tracts, error is null from load_tracts('%s');
+select tract_of(-71.45, 41.55), tract_of('-71.4', ' 41.6 '), tract_of(0, 0) is null;
+""" % (EXT[:-3], HAND_ZIP())
+    r = shell(db, script)
+    eq(r.stdout, "44|8|1\n44007000100|44007000050|1\n")
+    eq(r.stderr, "")
+    # a failing load in a batch job with .bail on stops the job
+    r = shell(db, ".bail on\n.load %s\nselect * from load_tracts('/no/such.zip');\n"
+              "select 'not reached';\n" % EXT[:-3])
+    eq(r.returncode, 1)
+    eq(r.stdout, "")
+    assert "load_tracts: cannot open '/no/such.zip': No such file or directory" \
+        in r.stderr, r.stderr
+    # the rows written by the first job are there for a plain sqlite3
+    r = subprocess.run(["sqlite3", db, "select count(*) from tracts"],
+                       capture_output=True, text=True)
+    eq(r.stdout, "8\n")
+
+
+# ----------------------------------------------------------------- main
+
+def main():
+    setup_fixtures()
+    tests = [(n, f) for n, f in globals().items()
+             if n.startswith("test_") and callable(f)]
+    only = os.environ.get("TRACTS_TEST")
+    npass = nfail = nskip = 0
+    for name, f in tests:
+        if only and only not in name:
+            continue
+        try:
+            f()
+            npass += 1
+            print("ok   %s" % name)
+        except Skip as e:
+            nskip += 1
+            print("skip %s: %s" % (name, e))
+        except Exception:
+            nfail += 1
+            print("FAIL %s" % name)
+            traceback.print_exc(file=sys.stdout)
+    print("python: %d passed, %d failed, %d skipped" % (npass, nfail, nskip))
+    return 1 if nfail else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+#!/bin/sh
+# tests/valgrind.sh EXT - the sqlite3 shell opens several connections in a
+# row, each loading the extension, loading tracts, building the index and
+# closing; valgrind must find no definitely or indirectly lost bytes that
+# come from the extension.
+set -u
+EXT=${1:-build/tracts.so}
+cd "$(dirname "$0")/.."
+ZIP=build/fixtures/hand/cb_2019_44_tract_500k.zip
+LOG=build/test-output/valgrind-raw.log
+SCRIPT=build/test-output/valgrind.sql
+: > "$SCRIPT"
+for i in 1 2 3; do
+  cat >> "$SCRIPT" <<SQL
+.open :memory:
+.load ${EXT%.so}
+select count(*) from load_tracts('$ZIP');
+select tract_of(-71.45, 41.55), tracts_config('threads', 2);
+select * from load_tracts('/nonexistent.zip');
+select tract_of('x', 1), tracts_debug() is not null;
+SQL
+done
+echo ".open :memory:" >> "$SCRIPT"
+valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+  --error-exitcode=9 --log-file="$LOG" sqlite3 < "$SCRIPT" > build/test-output/valgrind.out 2>&1
+rc=$?
+pass=0 fail=0
+if [ $rc -ne 9 ] && grep -q "44007000100" build/test-output/valgrind.out; then
+  pass=1
+else
+  fail=1
+  grep -A12 "definitely lost\|Invalid" "$LOG" | head -60
+fi
+grep -E "definitely lost|indirectly lost|ERROR SUMMARY" "$LOG"
+echo "valgrind: $pass passed, $fail failed"

@@ -1,0 +1,1894 @@
+/*
+** gentracts.c -- write US Census tract shapefiles, packaged exactly like
+** the Census Bureau's cartographic boundary files, for tests and
+** benchmarks of the "tracts" SQLite extension.
+**
+** BUILD
+**
+**   gcc -O2 -g -Wall -Wextra -Werror -o build/gentracts tools/gentracts.c \
+**       $(pkg-config --cflags --libs shapelib libzip) -lm
+**
+** OUTPUT FORMAT
+**
+**   Every output file is a zip archive named like the Census 2019
+**   cartographic boundary tract files, for example cb_2019_44_tract_500k.zip,
+**   whose members are, in this (alphabetical, as Census) order:
+**
+**     cb_2019_44_tract_500k.cpg    the text "UTF-8"
+**     cb_2019_44_tract_500k.dbf    attributes (see below)
+**     cb_2019_44_tract_500k.prj    GCS_North_American_1983 WKT, no newline
+**     cb_2019_44_tract_500k.shp    geometry, shape type 5 (Polygon)
+**     cb_2019_44_tract_500k.shx    index
+**
+**   The Census .xml metadata members are not written.  DBF fields, in
+**   order, exactly as in the 2019 Census files:
+**
+**     STATEFP C(2)   COUNTYFP C(3)   TRACTCE C(6)
+**     AFFGEOID C(20) = "1400000US" || GEOID
+**     GEOID C(11)    = STATEFP || COUNTYFP || TRACTCE
+**     NAME C(100)    tract number, "4001.02" for TRACTCE 400102, "12" for
+**                    TRACTCE 001200
+**     LSAD C(2)      = "CT"
+**     ALAND N(14,0)  AWATER N(14,0)   square metres
+**
+**   Rings follow the shapefile specification: outer rings clockwise,
+**   holes counter-clockwise, every ring closed (first vertex repeated as
+**   the last).  Members are deflated, carry a fixed modification time
+**   (March 15th of the year after --year, 12:00 local time, which yields
+**   the same DOS date in every time zone) and fixed Unix mode 0644, so the
+**   same arguments always produce byte-identical zip files.  Parts are
+**   written with shapelib into a temporary directory DIR/.gentracts-XXXXXX,
+**   zipped with libzip into DIR/.NAME.zip.tmpPID and then rename()d into
+**   place; the temporary files are removed.
+**
+** MODE A: SYNTHETIC STATES
+**
+**   gentracts --out DIR [--states LIST|all] [--tracts N] [--vertices V]
+**             [--year Y] [--seed S] [--national | --national-only]
+**             [--jobs J] [--level L] [--verbose]
+**
+**   --states LIST   comma separated 2-digit FIPS codes (or USPS
+**                   abbreviations such as RI), or "all" (the default) for
+**                   the 52 codes 01 02 04 05 06 08 09 10 11 12 13 15 ... 56 72.
+**   --tracts N      total number of tracts over the chosen states.  Default:
+**                   74000 for "all", otherwise the sum of the (approximate
+**                   2010-vintage, as used by the 2019 files) real tract counts
+**                   of the chosen states, e.g. 244 for RI.  N is split between
+**                   the states in proportion to those real counts (largest
+**                   remainder), at least one tract per state.
+**   --vertices V    target mean vertices per tract (default 200).
+**   --year Y        year used in the file names (default 2019).
+**   --seed S        64-bit seed (default 1).
+**   --national      also write cb_Y_us_tract_500k.zip holding all chosen
+**                   states in one shapefile; --national-only writes only it.
+**   --jobs J        worker processes (default: online CPUs).  Each output
+**                   file is produced by exactly one worker from the same
+**                   deterministic generator, so J never changes the output.
+**   --level L       deflate level 1..9 (default 6, like zip(1)).
+**   --verbose       list the special tracts (antimeridian, enclaves and their
+**                   hosts, island tracts, merged tracts) on stderr.
+**
+**   One line per file is printed on stdout:
+**       NAME.zip  tracts=T  vertices=V  bytes=B
+**
+**   How the geometry is made.  Each state is an axis-aligned rectangle in
+**   lon/lat degrees.  The 48 contiguous states and DC sit in a 7x7 grid over
+**   lon -125..-66, lat 24..49, roughly in their real relative positions,
+**   each filling 88% of its grid cell (DC 30%), so that there is "water"
+**   between all states.  AK (02) is lon -168..-141, lat 55..70; HI (15) is
+**   lon -160.3..-154.8, lat 18.9..22.3; PR (72) is lon -67.3..-65.2, lat
+**   17.9..18.55.  genpoints.c carries a copy of this placement table and of
+**   statePlace(); the two must be kept in sync.
+**
+**   A state is cut into a jittered grid of about N_state cells.  The grid
+**   columns and rows are grouped into blocks that are the counties
+**   (about 25 tracts per county, at most 500 counties), so every county is
+**   an exact rectangle and the counties tile the state.  Grid nodes are
+**   jittered by up to 19% of the adjacent column width / row height (which
+**   keeps every cell a strictly convex quadrilateral), except that nodes on
+**   a county or state border move only along that border.  Every node is
+**   rounded to 6 decimal places (like the Census files) before it is used.
+**
+**   Every cell edge is a polyline generated by a PRNG seeded with the
+**   identity of the edge (state, orientation, i, j), so the two tracts on
+**   either side regenerate bitwise identical vertices.  Edges inside a
+**   county wiggle (a few superposed sines plus noise); an interior vertex is
+**   kept inside the two triangles formed by the edge and the centres of the
+**   two adjacent cells, shrunk to 60% height, so edges can never cross one
+**   another and tracts neither overlap nor leave gaps.  Edges on county and
+**   state borders are straight (axis-parallel) polylines, so their interior
+**   vertices are exactly on the line.  The number of interior vertices of
+**   an edge is log-normally distributed (sigma 0.7) around (V-5)/4, capped so
+**   that consecutive vertices are at least 2e-5 degrees apart along the edge,
+**   which keeps every ring simple after rounding.
+**
+**   Most tracts are one cell.  In addition:
+**     - merged tracts: about 1.5% of tracts are two adjacent cells of the
+**       same county (a 6-edge ring);
+**     - enclaves: about 1.5% of tracts (more where the cell count had to be
+**       topped up to reach N exactly) lie inside a cell; the host tract has
+**       a hole whose ring is the enclave's ring, same vertices, reversed;
+**     - islands: a quarter of the cells on the state border get a second
+**       polygon part, a small island in the water just outside the state,
+**       outside every county;
+**     - the south-west cell of AK (02) gets two extra island parts around
+**       lon -179.90 lat 51.80 and lon +179.60 lat 51.95, as the real
+**       Aleutian tracts that straddle the antimeridian;
+**     - diagonal neighbours in the grid share exactly one vertex.
+**   COUNTYFP is 001, 003, 005, ... numbered from the north-west.  TRACTCE is
+**   increasing and unique within a county, mostly NNNN00 with some
+**   NNNN01/NNNN02 pairs.  ALAND+AWATER is the tract's spherical-ish area
+**   (degree area times cos(latitude) times 111319.49^2), a deterministic
+**   random share of it being water.  Tracts are written in GEOID order.
+**
+** MODE B: FROM A TEXT DESCRIPTION
+**
+**   gentracts --from FILE --out DIR [--name BASE] [--year Y]
+**             [--shape-type polygon|point|arc] [--no-zip] [--keep-rings]
+**
+**   FILE holds one tract per line:
+**       GEOID <TAB> WKT [<TAB> FIELD=VALUE]...
+**   GEOID must be 11 characters; STATEFP, COUNTYFP and TRACTCE are its
+**   2+3+6 characters.  WKT is POLYGON ((x y, ...), (...)), MULTIPOLYGON
+**   (((...)), ...) or either of them EMPTY (written as a null shape).
+**   Coordinates go through strtod() and are written bit-exactly.  Blank
+**   lines and lines starting with # are ignored.  FIELD=VALUE overrides any
+**   DBF field (NAME, ALAND, AWATER, LSAD, AFFGEOID, STATEFP, ...); by
+**   default NAME comes from TRACTCE, ALAND from the polygon area, AWATER 0.
+**   The first ring of each polygon is made clockwise and the others
+**   counter-clockwise, and unclosed rings are closed, unless --keep-rings
+**   is given, which writes the rings exactly as in the WKT (for tests of
+**   malformed input).  --shape-type point writes a Point shapefile (the
+**   first vertex of each tract), --shape-type arc a PolyLine shapefile
+**   whose parts are the rings; the DBF is the same.  The output is
+**   DIR/BASE.zip with BASE defaulting to cb_Y_SS_tract_500k, SS the state
+**   of the first GEOID; with --no-zip the five bare files are left in DIR.
+**
+** LIMITS
+**
+**   Mode A needs a few MB of memory per state; the full 74,000 tract set is
+**   about 15 million vertices.  --vertices is a target: tracts on coasts,
+**   merged tracts and enclave hosts have more, small edges are capped.
+**   A state must have cells at least 1e-4 degrees wide, which allows
+**   millions of tracts for any state but DC.  Determinism relies on the
+**   C library's libm (sin, cos, exp, log), so byte-identical output is
+**   guaranteed on the same platform, not across different libm versions.
+*/
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <shapefil.h>
+#include <zip.h>
+
+#ifndef M_PI
+# define M_PI 3.14159265358979323846
+#endif
+
+/* Minimum distance, in degrees, between consecutive generated vertices */
+#define MIN_SPACING 2e-5
+
+/* Metres per degree of latitude used for ALAND/AWATER */
+#define METRES_PER_DEGREE 111319.49
+
+static const char zPrj[] =
+  "GEOGCS[\"GCS_North_American_1983\",DATUM[\"D_North_American_1983\","
+  "SPHEROID[\"GRS_1980\",6378137,298.257222101]],PRIMEM[\"Greenwich\",0],"
+  "UNIT[\"Degree\",0.017453292519943295]]";
+
+/****************************************************************************
+** Utilities
+*/
+static const char *zArgv0 = "gentracts";
+
+static void fatal(const char *zFmt, ...){
+  va_list ap;
+  fprintf(stderr, "%s: ", zArgv0);
+  va_start(ap, zFmt);
+  vfprintf(stderr, zFmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  exit(1);
+}
+
+static void *xmalloc(size_t n){
+  void *p = malloc(n ? n : 1);
+  if( p==0 ) fatal("out of memory");
+  return p;
+}
+
+static void *xrealloc(void *pOld, size_t n){
+  void *p = realloc(pOld, n ? n : 1);
+  if( p==0 ) fatal("out of memory");
+  return p;
+}
+
+static void *xcalloc(size_t nElem, size_t sz){
+  void *p = calloc(nElem ? nElem : 1, sz ? sz : 1);
+  if( p==0 ) fatal("out of memory");
+  return p;
+}
+
+static char *xmprintf(const char *zFmt, ...){
+  va_list ap;
+  char *z = 0;
+  int rc;
+  va_start(ap, zFmt);
+  rc = vasprintf(&z, zFmt, ap);
+  va_end(ap);
+  if( rc<0 ) fatal("out of memory");
+  return z;
+}
+
+/* Round to 6 decimal places, as in the Census files.  The result is the
+** double nearest to k/1e6, i.e. what strtod() returns for "%.6f" text. */
+static double round6(double x){
+  return (double)llround(x*1e6)/1e6;
+}
+
+/****************************************************************************
+** Deterministic PRNG: splitmix64, seeded by hashing tuples of integers.
+*/
+typedef struct Rng Rng;
+struct Rng { uint64_t s; };
+
+static uint64_t splitmix64(uint64_t *pState){
+  uint64_t z = (*pState += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z>>30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z>>27)) * 0x94d049bb133111ebULL;
+  return z ^ (z>>31);
+}
+
+static uint64_t hashStep(uint64_t h, uint64_t v){
+  uint64_t s = h ^ (v + 0x632be59bd9b4e019ULL + (h<<6) + (h>>2));
+  return splitmix64(&s);
+}
+
+static void rngSeed(Rng *p, uint64_t a, uint64_t b, uint64_t c, uint64_t d){
+  p->s = hashStep(hashStep(hashStep(hashStep(0x5eed, a), b), c), d);
+}
+
+static uint64_t rngU64(Rng *p){ return splitmix64(&p->s); }
+
+/* Uniform in [0,1) */
+static double rngUnit(Rng *p){
+  return (double)(rngU64(p)>>11) * (1.0/9007199254740992.0);
+}
+
+/* Uniform integer in [0,n) */
+static int rngInt(Rng *p, int n){
+  return (int)(rngUnit(p)*n);
+}
+
+/* Standard normal (Box-Muller, one value per call) */
+static double rngNormal(Rng *p){
+  double u1 = 1.0 - rngUnit(p);
+  double u2 = rngUnit(p);
+  return sqrt(-2.0*log(u1))*cos(2.0*M_PI*u2);
+}
+
+/****************************************************************************
+** Growable point and shape buffers
+*/
+typedef struct PtBuf PtBuf;
+struct PtBuf {
+  int n, nAlloc;
+  double *aX, *aY;
+};
+
+static void ptReserve(PtBuf *p, int n){
+  if( n>p->nAlloc ){
+    int nNew = p->nAlloc ? p->nAlloc*2 : 256;
+    while( nNew<n ) nNew *= 2;
+    p->aX = xrealloc(p->aX, sizeof(double)*nNew);
+    p->aY = xrealloc(p->aY, sizeof(double)*nNew);
+    p->nAlloc = nNew;
+  }
+}
+
+static void ptPush(PtBuf *p, double x, double y){
+  if( p->n>=p->nAlloc ) ptReserve(p, p->n+1);
+  p->aX[p->n] = x;
+  p->aY[p->n] = y;
+  p->n++;
+}
+
+/* Append pSrc to pDst, reversed if bRev, dropping its first point (after
+** reversal) if bSkipFirst. */
+static void ptAppend(PtBuf *pDst, const PtBuf *pSrc, int bRev, int bSkipFirst){
+  int i, n = pSrc->n;
+  ptReserve(pDst, pDst->n + n);
+  for(i = bSkipFirst ? 1 : 0; i<n; i++){
+    int k = bRev ? n-1-i : i;
+    pDst->aX[pDst->n] = pSrc->aX[k];
+    pDst->aY[pDst->n] = pSrc->aY[k];
+    pDst->n++;
+  }
+}
+
+static void ptFree(PtBuf *p){
+  free(p->aX);
+  free(p->aY);
+  memset(p, 0, sizeof(*p));
+}
+
+typedef struct Shape Shape;
+struct Shape {
+  PtBuf pt;            /* all vertices */
+  int nPart, nPartAlloc;
+  int *aPart;          /* index of the first vertex of each part */
+  int bNull;           /* write a null shape */
+};
+
+static void shapeReset(Shape *p){
+  p->pt.n = 0;
+  p->nPart = 0;
+  p->bNull = 0;
+}
+
+static void shapeBeginPart(Shape *p){
+  if( p->nPart>=p->nPartAlloc ){
+    p->nPartAlloc = p->nPartAlloc ? p->nPartAlloc*2 : 16;
+    p->aPart = xrealloc(p->aPart, sizeof(int)*p->nPartAlloc);
+  }
+  p->aPart[p->nPart++] = p->pt.n;
+}
+
+static int shapePartEnd(const Shape *p, int iPart){
+  return iPart+1<p->nPart ? p->aPart[iPart+1] : p->pt.n;
+}
+
+static void shapeFree(Shape *p){
+  ptFree(&p->pt);
+  free(p->aPart);
+  memset(p, 0, sizeof(*p));
+}
+
+/* Twice the signed area of vertices [i0,i1) (shoelace, closing implied);
+** negative for clockwise rings. */
+static double ringArea2(const double *aX, const double *aY, int i0, int i1){
+  double s = 0.0;
+  int i;
+  if( i1-i0<3 ) return 0.0;
+  for(i=i0; i<i1; i++){
+    int j = (i+1<i1) ? i+1 : i0;
+    s += (aX[i]-aX[i0])*(aY[j]-aY[i0]) - (aX[j]-aX[i0])*(aY[i]-aY[i0]);
+  }
+  return s;
+}
+
+/* Area in square metres of a polygon shape with shapefile orientation
+** (clockwise rings count positive, counter-clockwise negative). */
+static double shapeAreaM2(const Shape *p){
+  double r = 0.0;
+  int k;
+  for(k=0; k<p->nPart; k++){
+    int i0 = p->aPart[k], i1 = shapePartEnd(p, k), i;
+    double lat = 0.0;
+    if( i1-i0<3 ) continue;
+    for(i=i0; i<i1; i++) lat += p->pt.aY[i];
+    lat /= (i1-i0);
+    r += -0.5*ringArea2(p->pt.aX, p->pt.aY, i0, i1)
+         * METRES_PER_DEGREE*METRES_PER_DEGREE*cos(lat*M_PI/180.0);
+  }
+  return r<0.0 ? -r : r;
+}
+
+/****************************************************************************
+** State table and placement.
+**
+** KEEP IN SYNC with the copy in tools/genpoints.c: genpoints draws its
+** points inside the rectangles computed here.
+*/
+typedef struct StateDef StateDef;
+struct StateDef {
+  int iFips;            /* state FIPS code */
+  const char *zAbbr;    /* USPS abbreviation */
+  int nWeight;          /* approximate real tract count (2010 tracts) */
+  int iRow, iCol;       /* cell in the 7x7 grid, north-west is 0,0; -1 = own */
+};
+
+static const StateDef aStateDef[] = {
+  {  1, "AL", 1181, 5, 3 }, {  2, "AK",  167,-1,-1 }, {  4, "AZ", 1526, 4, 0 },
+  {  5, "AR",  686, 5, 2 }, {  6, "CA", 8057, 3, 0 }, {  8, "CO", 1249, 4, 1 },
+  {  9, "CT",  833, 5, 6 }, { 10, "DE",  218, 5, 5 }, { 11, "DC",  179, 6, 6 },
+  { 12, "FL", 4245, 6, 3 }, { 13, "GA", 1969, 6, 2 }, { 15, "HI",  351,-1,-1 },
+  { 16, "ID",  298, 1, 1 }, { 17, "IL", 3123, 1, 4 }, { 18, "IN", 1511, 2, 4 },
+  { 19, "IA",  825, 1, 3 }, { 20, "KS",  770, 3, 2 }, { 21, "KY", 1115, 3, 3 },
+  { 22, "LA", 1148, 6, 0 }, { 23, "ME",  358, 0, 6 }, { 24, "MD", 1406, 4, 5 },
+  { 25, "MA", 1478, 3, 6 }, { 26, "MI", 2813, 0, 5 }, { 27, "MN", 1338, 0, 3 },
+  { 28, "MS",  664, 6, 1 }, { 29, "MO", 1393, 2, 3 }, { 30, "MT",  271, 0, 1 },
+  { 31, "NE",  532, 2, 2 }, { 32, "NV",  687, 2, 0 }, { 33, "NH",  295, 2, 6 },
+  { 34, "NJ", 2010, 3, 5 }, { 35, "NM",  499, 5, 0 }, { 36, "NY", 4918, 1, 5 },
+  { 37, "NC", 2195, 6, 5 }, { 38, "ND",  205, 0, 2 }, { 39, "OH", 2952, 3, 4 },
+  { 40, "OK", 1046, 4, 2 }, { 41, "OR",  834, 1, 0 }, { 42, "PA", 3218, 2, 5 },
+  { 44, "RI",  244, 4, 6 }, { 45, "SC", 1103, 6, 4 }, { 46, "SD",  222, 1, 2 },
+  { 47, "TN", 1497, 4, 3 }, { 48, "TX", 5265, 5, 1 }, { 49, "UT",  588, 3, 1 },
+  { 50, "VT",  184, 1, 6 }, { 51, "VA", 1907, 5, 4 }, { 53, "WA", 1458, 0, 0 },
+  { 54, "WV",  484, 4, 4 }, { 55, "WI", 1409, 0, 4 }, { 56, "WY",  132, 2, 1 },
+  { 72, "PR",  945,-1,-1 },
+};
+#define N_STATE ((int)(sizeof(aStateDef)/sizeof(aStateDef[0])))
+
+#define GRID_LON0 (-125.0)
+#define GRID_LON1  (-66.0)
+#define GRID_LAT0   (24.0)
+#define GRID_LAT1   (49.0)
+#define GRID_N         7
+
+/* Compute the rectangle of a state: aBox = lonmin,latmin,lonmax,latmax,
+** rounded to 6 decimals, and the width of the water margin around it in
+** longitude and latitude degrees (other states are at least twice that
+** far away). */
+static void statePlace(const StateDef *p, double *aBox,
+                       double *pMarginLon, double *pMarginLat){
+  if( p->iRow>=0 ){
+    double cw = (GRID_LON1-GRID_LON0)/GRID_N;
+    double ch = (GRID_LAT1-GRID_LAT0)/GRID_N;
+    double f = (p->iFips==11) ? 0.30 : 0.88;
+    double cx = GRID_LON0 + (p->iCol+0.5)*cw;
+    double cy = GRID_LAT1 - (p->iRow+0.5)*ch;
+    aBox[0] = round6(cx - 0.5*f*cw);
+    aBox[1] = round6(cy - 0.5*f*ch);
+    aBox[2] = round6(cx + 0.5*f*cw);
+    aBox[3] = round6(cy + 0.5*f*ch);
+    *pMarginLon = 0.5*(1.0-f)*cw;
+    *pMarginLat = 0.5*(1.0-f)*ch;
+  }else{
+    switch( p->iFips ){
+      case 2:
+        aBox[0] = -168.0; aBox[1] = 55.0; aBox[2] = -141.0; aBox[3] = 70.0;
+        break;
+      case 15:
+        aBox[0] = -160.3; aBox[1] = 18.9; aBox[2] = -154.8; aBox[3] = 22.3;
+        break;
+      default: /* 72 */
+        aBox[0] = -67.3; aBox[1] = 17.9; aBox[2] = -65.2; aBox[3] = 18.55;
+        break;
+    }
+    *pMarginLon = 0.3;
+    *pMarginLat = 0.3;
+  }
+}
+
+static const StateDef *stateFind(const char *z){
+  int i;
+  char *zEnd = 0;
+  long v = strtol(z, &zEnd, 10);
+  if( zEnd!=z && *zEnd==0 ){
+    for(i=0; i<N_STATE; i++) if( aStateDef[i].iFips==v ) return &aStateDef[i];
+    return 0;
+  }
+  for(i=0; i<N_STATE; i++){
+    if( strcasecmp(z, aStateDef[i].zAbbr)==0 ) return &aStateDef[i];
+  }
+  return 0;
+}
+
+/****************************************************************************
+** Attributes of one tract and the output "sink" (one shapefile, later
+** one zip).
+*/
+typedef struct TractAttr TractAttr;
+struct TractAttr {
+  char zStatefp[3];
+  char zCountyfp[4];
+  char zTractce[7];
+  char zAffgeoid[21];
+  char zGeoid[12];
+  char zName[101];
+  char zLsad[3];
+  double rAland, rAwater;
+};
+
+/* Derive NAME from a TRACTCE: "400102" -> "4001.02", "001200" -> "12" */
+static void tractName(const char *zTractce, char *zName, int nName){
+  int i;
+  for(i=0; i<6; i++){
+    if( zTractce[i]<'0' || zTractce[i]>'9' ) break;
+  }
+  if( i==6 && zTractce[6]==0 ){
+    int v = atoi(zTractce);
+    if( v%100 ) snprintf(zName, nName, "%d.%02d", v/100, v%100);
+    else snprintf(zName, nName, "%d", v/100);
+  }else{
+    snprintf(zName, nName, "%s", zTractce);
+  }
+}
+
+/* Fill everything but NAME, ALAND, AWATER from an 11 character GEOID */
+static void attrFromGeoid(TractAttr *p, const char *zGeoid){
+  memset(p, 0, sizeof(*p));
+  snprintf(p->zGeoid, sizeof(p->zGeoid), "%s", zGeoid);
+  memcpy(p->zStatefp, zGeoid, 2);
+  memcpy(p->zCountyfp, zGeoid+2, 3);
+  memcpy(p->zTractce, zGeoid+5, 6);
+  snprintf(p->zAffgeoid, sizeof(p->zAffgeoid), "1400000US%s", zGeoid);
+  strcpy(p->zLsad, "CT");
+  tractName(p->zTractce, p->zName, sizeof(p->zName));
+}
+
+typedef struct Sink Sink;
+struct Sink {
+  char *zDir;           /* output directory */
+  char *zBase;          /* base name of the members, e.g. cb_2019_44_tract_500k */
+  char *zTmp;           /* temporary directory holding the parts */
+  int iYear;            /* for the fixed dates */
+  SHPHandle hShp;
+  DBFHandle hDbf;
+  int nRec;             /* records written */
+  long long nVertex;    /* vertices written */
+  long long nBytes;     /* size of the result, set by sinkFinish() */
+};
+
+static const char *azMemberExt[] = { "cpg", "dbf", "prj", "shp", "shx" };
+#define N_MEMBER 5
+
+static void writeTextFile(const char *zPath, const char *zText){
+  FILE *f = fopen(zPath, "wb");
+  if( f==0 ) fatal("cannot create %s: %s", zPath, strerror(errno));
+  if( fwrite(zText, 1, strlen(zText), f)!=strlen(zText) || fclose(f)!=0 ){
+    fatal("cannot write %s: %s", zPath, strerror(errno));
+  }
+}
+
+static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
+                     int eShapeType, int iYear){
+  char *zPath;
+  memset(p, 0, sizeof(*p));
+  p->zDir = xmprintf("%s", zDir);
+  p->zBase = xmprintf("%s", zBase);
+  p->iYear = iYear;
+  p->zTmp = xmprintf("%s/.gentracts-XXXXXX", zDir);
+  if( mkdtemp(p->zTmp)==0 ){
+    fatal("cannot create temporary directory in %s: %s", zDir, strerror(errno));
+  }
+  zPath = xmprintf("%s/%s.shp", p->zTmp, zBase);
+  p->hShp = SHPCreate(zPath, eShapeType);
+  if( p->hShp==0 ) fatal("cannot create %s", zPath);
+  free(zPath);
+  zPath = xmprintf("%s/%s.dbf", p->zTmp, zBase);
+  /* DBFCreateEx() with a code page name writes the .cpg ("UTF-8", no
+  ** newline) and language driver id 0, as the Census files have. */
+  p->hDbf = DBFCreateEx(zPath, "UTF-8");
+  if( p->hDbf==0 ) fatal("cannot create %s", zPath);
+  free(zPath);
+  DBFSetLastModifiedDate(p->hDbf, iYear+1-1900, 3, 15);
+  if( DBFAddField(p->hDbf, "STATEFP", FTString, 2, 0)<0
+   || DBFAddField(p->hDbf, "COUNTYFP", FTString, 3, 0)<0
+   || DBFAddField(p->hDbf, "TRACTCE", FTString, 6, 0)<0
+   || DBFAddField(p->hDbf, "AFFGEOID", FTString, 20, 0)<0
+   || DBFAddField(p->hDbf, "GEOID", FTString, 11, 0)<0
+   || DBFAddField(p->hDbf, "NAME", FTString, 100, 0)<0
+   || DBFAddField(p->hDbf, "LSAD", FTString, 2, 0)<0
+   || DBFAddField(p->hDbf, "ALAND", FTDouble, 14, 0)<0
+   || DBFAddField(p->hDbf, "AWATER", FTDouble, 14, 0)<0
+  ){
+    fatal("cannot add DBF fields");
+  }
+  zPath = xmprintf("%s/%s.prj", p->zTmp, zBase);
+  writeTextFile(zPath, zPrj);
+  free(zPath);
+}
+
+/* Write one record.  eType is the shape type of the file. */
+static void sinkWrite(Sink *p, int eType, const Shape *pS, const TractAttr *pA){
+  SHPObject *pObj;
+  DBFHandle h = p->hDbf;
+  int iRec = p->nRec;
+  if( pS->bNull || pS->pt.n==0 ){
+    pObj = SHPCreateSimpleObject(SHPT_NULL, 0, 0, 0, 0);
+  }else if( eType==SHPT_POINT ){
+    pObj = SHPCreateSimpleObject(SHPT_POINT, 1, pS->pt.aX, pS->pt.aY, 0);
+  }else{
+    pObj = SHPCreateObject(eType, -1, pS->nPart, pS->aPart, 0,
+                           pS->pt.n, pS->pt.aX, pS->pt.aY, 0, 0);
+  }
+  if( pObj==0 || SHPWriteObject(p->hShp, -1, pObj)<0 ){
+    fatal("cannot write shape %d of %s", iRec, p->zBase);
+  }
+  p->nVertex += pObj->nVertices;
+  SHPDestroyObject(pObj);
+  if( !DBFWriteStringAttribute(h, iRec, 0, pA->zStatefp)
+   || !DBFWriteStringAttribute(h, iRec, 1, pA->zCountyfp)
+   || !DBFWriteStringAttribute(h, iRec, 2, pA->zTractce)
+   || !DBFWriteStringAttribute(h, iRec, 3, pA->zAffgeoid)
+   || !DBFWriteStringAttribute(h, iRec, 4, pA->zGeoid)
+   || !DBFWriteStringAttribute(h, iRec, 5, pA->zName)
+   || !DBFWriteStringAttribute(h, iRec, 6, pA->zLsad)
+   || !DBFWriteDoubleAttribute(h, iRec, 7, pA->rAland)
+   || !DBFWriteDoubleAttribute(h, iRec, 8, pA->rAwater)
+  ){
+    fatal("cannot write DBF record %d of %s", iRec, p->zBase);
+  }
+  p->nRec++;
+}
+
+static long long fileSize(const char *zPath){
+  struct stat st;
+  if( stat(zPath, &st)!=0 ) fatal("cannot stat %s: %s", zPath, strerror(errno));
+  return (long long)st.st_size;
+}
+
+/* Close the shapefile; zip it into DIR/BASE.zip (bZip) or move the bare
+** parts into DIR.  Removes the temporary directory. */
+static void sinkFinish(Sink *p, int bZip, int iLevel){
+  int i;
+  char *azPart[N_MEMBER];
+  SHPClose(p->hShp);
+  DBFClose(p->hDbf);
+  p->hShp = 0;
+  p->hDbf = 0;
+  for(i=0; i<N_MEMBER; i++){
+    azPart[i] = xmprintf("%s/%s.%s", p->zTmp, p->zBase, azMemberExt[i]);
+  }
+  p->nBytes = 0;
+  if( bZip ){
+    char *zTmpZip = xmprintf("%s/.%s.zip.tmp%ld", p->zDir, p->zBase,
+                             (long)getpid());
+    char *zZip = xmprintf("%s/%s.zip", p->zDir, p->zBase);
+    struct tm tm;
+    time_t tMtime;
+    int err = 0;
+    zip_t *za;
+    /* mktime() and libzip's localtime() conversion cancel out, so the DOS
+    ** date and time in the archive are the same in every time zone. */
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = p->iYear+1-1900;
+    tm.tm_mon = 2;
+    tm.tm_mday = 15;
+    tm.tm_hour = 12;
+    tm.tm_isdst = -1;
+    tMtime = mktime(&tm);
+    unlink(zTmpZip);
+    za = zip_open(zTmpZip, ZIP_CREATE|ZIP_TRUNCATE, &err);
+    if( za==0 ) fatal("cannot create %s (libzip error %d)", zTmpZip, err);
+    for(i=0; i<N_MEMBER; i++){
+      char *zName = xmprintf("%s.%s", p->zBase, azMemberExt[i]);
+      zip_source_t *pSrc = zip_source_file(za, azPart[i], 0, -1);
+      zip_int64_t idx;
+      if( pSrc==0 ) fatal("%s: %s", azPart[i], zip_strerror(za));
+      idx = zip_file_add(za, zName, pSrc, ZIP_FL_OVERWRITE);
+      if( idx<0 ){
+        zip_source_free(pSrc);
+        fatal("%s: %s", zTmpZip, zip_strerror(za));
+      }
+      if( zip_set_file_compression(za, idx, ZIP_CM_DEFLATE, iLevel)<0
+       || zip_file_set_mtime(za, idx, tMtime, 0)<0
+       || zip_file_set_external_attributes(za, idx, 0, ZIP_OPSYS_UNIX,
+                                           (zip_uint32_t)0100644<<16)<0
+      ){
+        fatal("%s: %s", zTmpZip, zip_strerror(za));
+      }
+      free(zName);
+    }
+    if( zip_close(za)<0 ){
+      fatal("cannot write %s: %s", zTmpZip, zip_strerror(za));
+    }
+    if( rename(zTmpZip, zZip)!=0 ){
+      fatal("cannot rename %s to %s: %s", zTmpZip, zZip, strerror(errno));
+    }
+    p->nBytes = fileSize(zZip);
+    for(i=0; i<N_MEMBER; i++) unlink(azPart[i]);
+    free(zTmpZip);
+    free(zZip);
+  }else{
+    for(i=0; i<N_MEMBER; i++){
+      char *zDest = xmprintf("%s/%s.%s", p->zDir, p->zBase, azMemberExt[i]);
+      if( rename(azPart[i], zDest)!=0 ){
+        fatal("cannot rename %s to %s: %s", azPart[i], zDest, strerror(errno));
+      }
+      p->nBytes += fileSize(zDest);
+      free(zDest);
+    }
+  }
+  rmdir(p->zTmp);
+  for(i=0; i<N_MEMBER; i++) free(azPart[i]);
+  free(p->zDir);
+  free(p->zBase);
+  free(p->zTmp);
+  p->zDir = p->zBase = p->zTmp = 0;
+}
+
+/****************************************************************************
+** Mode A: one synthetic state ("region").
+**
+** Cell (i,j), 0<=i<gx, 0<=j<gy, is bounded by grid column lines i, i+1
+** and row lines j, j+1; row 0 is the southernmost.  Node (i,j) is the
+** intersection of column line i and row line j.  Edge H(i,j) joins node
+** (i,j) to (i+1,j) (west to east), edge V(i,j) joins node (i,j) to (i,j+1)
+** (south to north).
+*/
+#define ISLAND_NONE 0
+#define ISLAND_S    1
+#define ISLAND_N    2
+#define ISLAND_W    3
+#define ISLAND_E    4
+
+#define MERGE_NONE  0
+#define MERGE_H     1     /* merged with the cell to the east or west */
+#define MERGE_V     2     /* merged with the cell to the north or south */
+
+typedef struct Cell Cell;
+struct Cell {
+  int iPartner;             /* other cell of a merged tract, or -1 */
+  int iTract;               /* tract holding this cell, -1 until assigned */
+  unsigned char eMerge;     /* MERGE_xxx */
+  unsigned char bEnclave;   /* an enclave tract sits in this cell */
+  unsigned char eIsland;    /* ISLAND_xxx: side of the island part */
+  unsigned char bAnti;      /* gets the antimeridian parts */
+};
+
+typedef struct Tract Tract;
+struct Tract {
+  int iCell;                /* cell, or the first cell of a merged pair */
+  int bEnclave;             /* true for the enclave inside iCell */
+  int iCounty;              /* 0-based county; COUNTYFP is 2*iCounty+1 */
+  int iTractce;             /* TRACTCE as a number */
+};
+
+typedef struct Region Region;
+struct Region {
+  const StateDef *pDef;
+  uint64_t iSeed;           /* seed for everything in this state */
+  int nTract;               /* number of tracts */
+  double aBox[4];           /* lonmin, latmin, lonmax, latmax */
+  double mLon, mLat;        /* water margin */
+  double rVert;             /* target vertices per tract */
+  double kMean;             /* mean interior vertices per edge */
+  int gx, gy;               /* grid size in cells */
+  double *aLineX;           /* gx+1 base column line positions */
+  double *aLineY;           /* gy+1 base row line positions */
+  unsigned char *aColBnd;   /* gx+1: column line is a county border */
+  unsigned char *aRowBnd;   /* gy+1: row line is a county border */
+  int ncx, ncy;             /* counties per row and per column */
+  int *aColCty;             /* gx: county column of each cell column */
+  int *aRowCty;             /* gy: county row of each cell row */
+  double *aNodeX, *aNodeY;  /* (gx+1)*(gy+1) nodes, rounded */
+  Cell *aCell;              /* gx*gy cells */
+  Tract *aTract;            /* nTract tracts, in output order */
+  int nCounty;
+  int nMerge, nEnclave, nIsland;   /* statistics */
+};
+
+#define NODE(p,i,j)  ((j)*((p)->gx+1)+(i))
+#define CELL(p,i,j)  ((j)*(p)->gx+(i))
+
+static void regionFree(Region *p){
+  free(p->aLineX); free(p->aLineY);
+  free(p->aColBnd); free(p->aRowBnd);
+  free(p->aColCty); free(p->aRowCty);
+  free(p->aNodeX); free(p->aNodeY);
+  free(p->aCell); free(p->aTract);
+  memset(p, 0, sizeof(*p));
+}
+
+/* Split n items into k>=1 non-empty groups of random size; aStart[0..k] */
+static void partitionRandom(Rng *pRng, int n, int k, int *aStart){
+  double *aW = xmalloc(sizeof(double)*k);
+  double tot = 0.0, cum = 0.0;
+  int c;
+  for(c=0; c<k; c++){ aW[c] = 0.6 + 0.8*rngUnit(pRng); tot += aW[c]; }
+  aStart[0] = 0;
+  for(c=1; c<k; c++){
+    int b;
+    cum += aW[c-1];
+    b = (int)floor(n*cum/tot + 0.5);
+    if( b<aStart[c-1]+1 ) b = aStart[c-1]+1;
+    if( b>n-(k-c) ) b = n-(k-c);
+    aStart[c] = b;
+  }
+  aStart[k] = n;
+  free(aW);
+}
+
+/* Random grid line positions from a to b over n cells, rounded */
+static void gridLines(Rng *pRng, double a, double b, int n, double *aLine){
+  double *aW = xmalloc(sizeof(double)*n);
+  double tot = 0.0, cum = 0.0;
+  int i;
+  for(i=0; i<n; i++){ aW[i] = 0.5 + rngUnit(pRng); tot += aW[i]; }
+  aLine[0] = a;
+  for(i=1; i<n; i++){
+    cum += aW[i-1];
+    aLine[i] = round6(a + (b-a)*cum/tot);
+  }
+  aLine[n] = b;
+  free(aW);
+}
+
+static void cellCentre(const Region *p, int i, int j, double *pX, double *pY){
+  int a = NODE(p,i,j), b = NODE(p,i+1,j), c = NODE(p,i+1,j+1), d = NODE(p,i,j+1);
+  *pX = 0.25*(p->aNodeX[a]+p->aNodeX[b]+p->aNodeX[c]+p->aNodeX[d]);
+  *pY = 0.25*(p->aNodeY[a]+p->aNodeY[b]+p->aNodeY[c]+p->aNodeY[d]);
+}
+
+static int cellCounty(const Region *p, int i, int j){
+  return (p->ncy-1-p->aRowCty[j])*p->ncx + p->aColCty[i];
+}
+
+static int cellFree(const Region *p, int c){
+  const Cell *pC = &p->aCell[c];
+  return pC->iPartner<0 && !pC->bAnti && !pC->eIsland && !pC->bEnclave;
+}
+
+/* Number each county's tracts.  aTract[i0..i1) is one county. */
+static void assignTractce(const Region *p, int i0, int i1){
+  Rng rng;
+  int n = i1-i0, t;
+  rngSeed(&rng, p->iSeed, 7, p->aTract[i0].iCounty, 0);
+  if( n>2500 ){
+    /* Too many for realistic numbering: 000100, 000200, ... or 1, 2, ... */
+    for(t=0; t<n; t++){
+      p->aTract[i0+t].iTractce = n<=9999 ? (t+1)*100 : t+1;
+    }
+  }else{
+    int iBase = 1 + rngInt(&rng, 200);
+    int bPending = 0;
+    for(t=0; t<n; t++){
+      int iSuffix = 0;
+      if( bPending ){
+        iSuffix = 2;
+        bPending = 0;
+      }else{
+        iBase += 1 + rngInt(&rng, 3);
+        if( t+1<n && rngUnit(&rng)<0.15 ){
+          iSuffix = 1;
+          bPending = 1;
+        }
+      }
+      p->aTract[i0+t].iTractce = iBase*100 + iSuffix;
+    }
+  }
+}
+
+/* Build the grid, counties and special tracts of one state */
+static void regionBuild(Region *p, const StateDef *pDef, int nTract,
+                        uint64_t iSeed, double rVert){
+  Rng rng;
+  double w, h, aspect, g0;
+  int lo, hi, gx, bestGx = 1, bestD = -1;
+  int nCell, i, j, c, nCountyWant, base, d, nMergeWant, nEnclaveWant, att;
+  int *aStart, *aPerm, nTr;
+
+  memset(p, 0, sizeof(*p));
+  p->pDef = pDef;
+  p->nTract = nTract;
+  p->iSeed = hashStep(iSeed, (uint64_t)pDef->iFips);
+  p->rVert = rVert;
+  p->kMean = rVert>5.0 ? (rVert-5.0)/4.0 : 0.0;
+  statePlace(pDef, p->aBox, &p->mLon, &p->mLat);
+  rngSeed(&rng, p->iSeed, 1, 0, 0);
+
+  /* Grid size: about nTract square-ish cells, gx*gy<=nTract with the
+  ** smallest remainder, which is made up with enclaves. */
+  w = p->aBox[2]-p->aBox[0];
+  h = p->aBox[3]-p->aBox[1];
+  aspect = w*cos(0.5*(p->aBox[1]+p->aBox[3])*M_PI/180.0)/h;
+  g0 = sqrt(nTract*aspect);
+  lo = (int)floor(0.85*g0);
+  hi = (int)ceil(1.18*g0);
+  if( lo<1 ) lo = 1;
+  if( hi>nTract ) hi = nTract;
+  if( hi<lo ) hi = lo;
+  for(gx=lo; gx<=hi; gx++){
+    int gy = nTract/gx;
+    int dd;
+    if( gy<1 ) continue;
+    dd = nTract - gx*gy;
+    if( bestD<0 || dd<bestD
+     || (dd==bestD && fabs(gx-g0)<fabs(bestGx-g0)) ){
+      bestD = dd;
+      bestGx = gx;
+    }
+  }
+  p->gx = bestGx;
+  p->gy = nTract/bestGx;
+  if( w/p->gx<1e-4 || h/p->gy<1e-4 ){
+    fatal("too many tracts (%d) for state %02d", nTract, pDef->iFips);
+  }
+  nCell = p->gx*p->gy;
+
+  /* Grid lines and counties */
+  p->aLineX = xmalloc(sizeof(double)*(p->gx+1));
+  p->aLineY = xmalloc(sizeof(double)*(p->gy+1));
+  gridLines(&rng, p->aBox[0], p->aBox[2], p->gx, p->aLineX);
+  gridLines(&rng, p->aBox[1], p->aBox[3], p->gy, p->aLineY);
+  nCountyWant = (int)floor(nTract/25.0 + 0.5);
+  if( nCountyWant<1 ) nCountyWant = 1;
+  if( nCountyWant>500 ) nCountyWant = 500;
+  p->ncx = (int)floor(sqrt(nCountyWant*(double)p->gx/p->gy) + 0.5);
+  if( p->ncx<1 ) p->ncx = 1;
+  if( p->ncx>p->gx ) p->ncx = p->gx;
+  p->ncy = (int)floor((double)nCountyWant/p->ncx + 0.5);
+  if( p->ncy<1 ) p->ncy = 1;
+  if( p->ncy>p->gy ) p->ncy = p->gy;
+  while( p->ncx*p->ncy>500 ){
+    if( p->ncx>p->ncy ) p->ncx--; else p->ncy--;
+  }
+  p->nCounty = p->ncx*p->ncy;
+  p->aColBnd = xcalloc(p->gx+1, 1);
+  p->aRowBnd = xcalloc(p->gy+1, 1);
+  p->aColCty = xmalloc(sizeof(int)*p->gx);
+  p->aRowCty = xmalloc(sizeof(int)*p->gy);
+  aStart = xmalloc(sizeof(int)*(p->ncx+p->ncy+2));
+  partitionRandom(&rng, p->gx, p->ncx, aStart);
+  for(c=0; c<p->ncx; c++){
+    p->aColBnd[aStart[c]] = 1;
+    for(i=aStart[c]; i<aStart[c+1]; i++) p->aColCty[i] = c;
+  }
+  p->aColBnd[p->gx] = 1;
+  partitionRandom(&rng, p->gy, p->ncy, aStart);
+  for(c=0; c<p->ncy; c++){
+    p->aRowBnd[aStart[c]] = 1;
+    for(j=aStart[c]; j<aStart[c+1]; j++) p->aRowCty[j] = c;
+  }
+  p->aRowBnd[p->gy] = 1;
+  free(aStart);
+
+  /* Jittered, rounded nodes.  Nodes on a county border move only along
+  ** it.  Jitter <= 0.19 of the adjacent widths keeps cells convex. */
+  p->aNodeX = xmalloc(sizeof(double)*(p->gx+1)*(p->gy+1));
+  p->aNodeY = xmalloc(sizeof(double)*(p->gx+1)*(p->gy+1));
+  for(j=0; j<=p->gy; j++){
+    for(i=0; i<=p->gx; i++){
+      Rng r;
+      double x = p->aLineX[i], y = p->aLineY[j];
+      double ux, uy;
+      rngSeed(&r, p->iSeed, 2, i, j);
+      ux = 2.0*rngUnit(&r)-1.0;
+      uy = 2.0*rngUnit(&r)-1.0;
+      if( !p->aColBnd[i] ){
+        double wm = fmin(p->aLineX[i]-p->aLineX[i-1], p->aLineX[i+1]-p->aLineX[i]);
+        x = round6(x + 0.19*ux*wm);
+      }
+      if( !p->aRowBnd[j] ){
+        double hm = fmin(p->aLineY[j]-p->aLineY[j-1], p->aLineY[j+1]-p->aLineY[j]);
+        y = round6(y + 0.19*uy*hm);
+      }
+      p->aNodeX[NODE(p,i,j)] = x;
+      p->aNodeY[NODE(p,i,j)] = y;
+    }
+  }
+
+  /* Special cells */
+  p->aCell = xmalloc(sizeof(Cell)*nCell);
+  for(c=0; c<nCell; c++){
+    memset(&p->aCell[c], 0, sizeof(Cell));
+    p->aCell[c].iPartner = -1;
+    p->aCell[c].iTract = -1;
+  }
+  if( pDef->iFips==2 ) p->aCell[0].bAnti = 1;
+  for(j=0; j<p->gy; j++){
+    for(i=0; i<p->gx; i++){
+      int aSide[4], nSide = 0;
+      double u = rngUnit(&rng);
+      double v = rngUnit(&rng);
+      c = CELL(p,i,j);
+      if( j==0 ) aSide[nSide++] = ISLAND_S;
+      if( j==p->gy-1 ) aSide[nSide++] = ISLAND_N;
+      if( i==0 ) aSide[nSide++] = ISLAND_W;
+      if( i==p->gx-1 ) aSide[nSide++] = ISLAND_E;
+      if( nSide==0 || p->aCell[c].bAnti || u>=0.25 ) continue;
+      p->aCell[c].eIsland = (unsigned char)aSide[(int)(v*nSide)];
+      p->nIsland++;
+    }
+  }
+  base = nTract>=20 ? (int)floor(0.015*nTract + 0.5) : 0;
+  d = nTract - nCell;
+  nMergeWant = base;
+  for(att=0; att<50*nMergeWant+100 && p->nMerge<nMergeWant; att++){
+    int c2, bH;
+    c = rngInt(&rng, nCell);
+    bH = rngInt(&rng, 2);
+    i = c % p->gx;
+    j = c / p->gx;
+    if( !cellFree(p, c) ) continue;
+    if( bH ){
+      if( i+1>=p->gx ) continue;
+      c2 = CELL(p,i+1,j);
+      if( cellCounty(p,i,j)!=cellCounty(p,i+1,j) ) continue;
+    }else{
+      if( j+1>=p->gy ) continue;
+      c2 = CELL(p,i,j+1);
+      if( cellCounty(p,i,j)!=cellCounty(p,i,j+1) ) continue;
+    }
+    if( !cellFree(p, c2) ) continue;
+    p->aCell[c].iPartner = c2;
+    p->aCell[c2].iPartner = c;
+    p->aCell[c].eMerge = p->aCell[c2].eMerge = bH ? MERGE_H : MERGE_V;
+    p->nMerge++;
+  }
+  nEnclaveWant = p->nMerge + d;
+  aPerm = xmalloc(sizeof(int)*nCell);
+  for(c=0; c<nCell; c++) aPerm[c] = c;
+  for(c=nCell-1; c>0; c--){
+    int k = rngInt(&rng, c+1), t = aPerm[c];
+    aPerm[c] = aPerm[k];
+    aPerm[k] = t;
+  }
+  for(att=0; att<2 && p->nEnclave<nEnclaveWant; att++){
+    for(c=0; c<nCell && p->nEnclave<nEnclaveWant; c++){
+      Cell *pC = &p->aCell[aPerm[c]];
+      if( pC->iPartner>=0 || pC->bAnti || pC->bEnclave ) continue;
+      if( att==0 && pC->eIsland ) continue;
+      pC->bEnclave = 1;
+      p->nEnclave++;
+    }
+  }
+  free(aPerm);
+  if( p->nEnclave<nEnclaveWant ){
+    fatal("state %02d: cannot place %d tracts on %d cells", pDef->iFips,
+          nTract, nCell);
+  }
+
+  /* Tracts in output order: counties from the north-west, cells from the
+  ** north-west within each county, each enclave after its host. */
+  p->aTract = xmalloc(sizeof(Tract)*nTract);
+  nTr = 0;
+  {
+    int cr, cc, i0, i1, j0, j1, *aColStart, *aRowStart;
+    aColStart = xmalloc(sizeof(int)*(p->ncx+1));
+    aRowStart = xmalloc(sizeof(int)*(p->ncy+1));
+    for(c=0, i=0; i<=p->gx; i++) if( p->aColBnd[i] ) aColStart[c++] = i;
+    for(c=0, j=0; j<=p->gy; j++) if( p->aRowBnd[j] ) aRowStart[c++] = j;
+    for(cr=p->ncy-1; cr>=0; cr--){
+      for(cc=0; cc<p->ncx; cc++){
+        int iFirst = nTr;
+        int iCounty = (p->ncy-1-cr)*p->ncx + cc;
+        i0 = aColStart[cc]; i1 = aColStart[cc+1];
+        j0 = aRowStart[cr]; j1 = aRowStart[cr+1];
+        for(j=j1-1; j>=j0; j--){
+          for(i=i0; i<i1; i++){
+            Cell *pC = &p->aCell[CELL(p,i,j)];
+            if( pC->iTract>=0 ) continue;
+            if( nTr>=nTract ) fatal("internal error: tract overflow");
+            p->aTract[nTr].iCell = CELL(p,i,j);
+            p->aTract[nTr].bEnclave = 0;
+            p->aTract[nTr].iCounty = iCounty;
+            pC->iTract = nTr;
+            if( pC->iPartner>=0 ) p->aCell[pC->iPartner].iTract = nTr;
+            nTr++;
+            if( pC->bEnclave ){
+              if( nTr>=nTract ) fatal("internal error: tract overflow");
+              p->aTract[nTr].iCell = CELL(p,i,j);
+              p->aTract[nTr].bEnclave = 1;
+              p->aTract[nTr].iCounty = iCounty;
+              nTr++;
+            }
+          }
+        }
+        if( nTr>iFirst ) assignTractce(p, iFirst, nTr);
+      }
+    }
+    free(aColStart);
+    free(aRowStart);
+  }
+  if( nTr!=nTract ){
+    fatal("internal error: state %02d has %d tracts, wanted %d",
+          pDef->iFips, nTr, nTract);
+  }
+}
+
+/* Height of triangle (0,0),(1,0),(tc,hc) above abscissa t in (0,1) */
+static double tentHeight(double t, double tc, double hc){
+  double r = HUGE_VAL;
+  if( tc>0.0 ) r = hc*t/tc;
+  if( tc<1.0 ){
+    double r2 = hc*(1.0-t)/(1.0-tc);
+    if( r2<r ) r = r2;
+  }
+  return r;
+}
+
+/* Generate the polyline of edge H(i,j) (bVert==0) or V(i,j) (bVert==1),
+** from its first node to its second, both included.  Depends only on the
+** edge's identity, so both neighbouring tracts get identical vertices. */
+static void regionEdge(const Region *p, int bVert, int i, int j, PtBuf *pOut){
+  Rng r;
+  double ax, ay, bx, by, dx, dy, L, f;
+  int k, kMax, m, bStraight;
+  ax = p->aNodeX[NODE(p,i,j)];
+  ay = p->aNodeY[NODE(p,i,j)];
+  if( bVert ){
+    bx = p->aNodeX[NODE(p,i,j+1)];
+    by = p->aNodeY[NODE(p,i,j+1)];
+    bStraight = p->aColBnd[i];
+  }else{
+    bx = p->aNodeX[NODE(p,i+1,j)];
+    by = p->aNodeY[NODE(p,i+1,j)];
+    bStraight = p->aRowBnd[j];
+  }
+  pOut->n = 0;
+  ptPush(pOut, ax, ay);
+  rngSeed(&r, p->iSeed, bVert ? 4 : 3, i, j);
+  dx = bx-ax;
+  dy = by-ay;
+  L = sqrt(dx*dx+dy*dy);
+  f = exp(0.7*rngNormal(&r) - 0.245);
+  k = (int)(p->kMean*f + rngUnit(&r));
+  kMax = (int)(0.4*L/MIN_SPACING) - 1;
+  if( k>kMax ) k = kMax;
+  if( k<0 ) k = 0;
+  if( bStraight ){
+    for(m=0; m<k; m++){
+      double t = (m + 1 + 0.6*(rngUnit(&r)-0.5))/(k+1);
+      if( bVert ) ptPush(pOut, ax, round6(ay + t*dy));
+      else        ptPush(pOut, round6(ax + t*dx), ay);
+    }
+  }else{
+    /* Interior edge: stays inside the triangles (A,B,centre) of the cell on
+    ** either side, scaled to 60% height. */
+    double ux = dx/L, uy = dy/L, nx = -uy, ny = ux;
+    double clx, cly, crx, cry, tcL, hcL, tcR, hcR;
+    double amp, aF[3], aPh[3];
+    if( bVert ){
+      cellCentre(p, i-1, j, &clx, &cly);   /* west = left of a northward edge */
+      cellCentre(p, i, j, &crx, &cry);
+    }else{
+      cellCentre(p, i, j, &clx, &cly);     /* north = left of an eastward edge */
+      cellCentre(p, i, j-1, &crx, &cry);
+    }
+    tcL = ((clx-ax)*ux + (cly-ay)*uy)/L;
+    hcL = (clx-ax)*nx + (cly-ay)*ny;
+    tcR = ((crx-ax)*ux + (cry-ay)*uy)/L;
+    hcR = -((crx-ax)*nx + (cry-ay)*ny);
+    amp = 0.15 + 0.85*rngUnit(&r);
+    aF[0] = 1 + rngInt(&r, 3);
+    aF[1] = 3 + rngInt(&r, 6);
+    aF[2] = 8 + rngInt(&r, 23);
+    for(m=0; m<3; m++) aPh[m] = 2.0*M_PI*rngUnit(&r);
+    for(m=0; m<k; m++){
+      double t = (m + 1 + 0.6*(rngUnit(&r)-0.5))/(k+1);
+      double s = 0.6*sin(M_PI*aF[0]*t + aPh[0])
+               + 0.3*sin(M_PI*aF[1]*t + aPh[1])
+               + 0.15*sin(M_PI*aF[2]*t + aPh[2])
+               + 0.2*(2.0*rngUnit(&r)-1.0);
+      double hgt;
+      if( s>1.0 ) s = 1.0;
+      if( s<-1.0 ) s = -1.0;
+      s *= amp;
+      if( s>=0.0 ) hgt = s*0.6*tentHeight(t, tcL, hcL);
+      else         hgt = s*0.6*tentHeight(t, tcR, hcR);
+      ptPush(pOut, round6(ax + t*dx + hgt*nx), round6(ay + t*dy + hgt*ny));
+    }
+  }
+  ptPush(pOut, bx, by);
+}
+
+/* Append a closed clockwise star-shaped ring of m vertices (plus the
+** closing one) around (cx,cy), radius between 0.25 and 0.95 rho. */
+static void starRing(double cx, double cy, double rho, int m, Rng *pRng,
+                     PtBuf *pOut){
+  int q, f1, f2, f3, mMax;
+  double p1, p2, p3;
+  mMax = (int)(2.0*M_PI*0.25*rho/MIN_SPACING);
+  if( m>mMax ) m = mMax;
+  if( m<4 ) m = 4;
+  f1 = 2 + rngInt(pRng, 3);
+  f2 = 5 + rngInt(pRng, 8);
+  f3 = 13 + rngInt(pRng, 20);
+  p1 = 2.0*M_PI*rngUnit(pRng);
+  p2 = 2.0*M_PI*rngUnit(pRng);
+  p3 = 2.0*M_PI*rngUnit(pRng);
+  ptReserve(pOut, pOut->n + m + 1);
+  for(q=0; q<m; q++){
+    double th = -2.0*M_PI*q/m;
+    double s = 0.6*sin(f1*th+p1) + 0.3*sin(f2*th+p2) + 0.15*sin(f3*th+p3);
+    double rr;
+    if( s>1.0 ) s = 1.0;
+    if( s<-1.0 ) s = -1.0;
+    rr = rho*(0.6 + 0.35*s);
+    ptPush(pOut, round6(cx + rr*cos(th)), round6(cy + rr*sin(th)));
+  }
+  ptPush(pOut, pOut->aX[pOut->n-m], pOut->aY[pOut->n-m]);
+}
+
+static int partVertexCount(Rng *pRng, double rFrac, double rVert){
+  int m = (int)(rFrac*rVert*(0.5 + rngUnit(pRng)));
+  return m<8 ? 8 : m;
+}
+
+/* Distance from (x,y) to the line through nodes a and b */
+static double lineDist(const Region *p, int a, int b, double x, double y){
+  double ax = p->aNodeX[a], ay = p->aNodeY[a];
+  double dx = p->aNodeX[b]-ax, dy = p->aNodeY[b]-ay;
+  return fabs((x-ax)*dy - (y-ay)*dx)/sqrt(dx*dx+dy*dy);
+}
+
+/* The clockwise ring of the enclave tract inside cell c */
+static void regionEnclaveRing(const Region *p, int c, PtBuf *pOut){
+  int i = c % p->gx, j = c / p->gx;
+  int a = NODE(p,i,j), b = NODE(p,i+1,j), cc = NODE(p,i+1,j+1), d = NODE(p,i,j+1);
+  double cx, cy, rho;
+  Rng r;
+  cellCentre(p, i, j, &cx, &cy);
+  rho = fmin(fmin(lineDist(p,a,b,cx,cy), lineDist(p,b,cc,cx,cy)),
+             fmin(lineDist(p,cc,d,cx,cy), lineDist(p,d,a,cx,cy)));
+  rho *= 0.3;
+  rngSeed(&r, p->iSeed, 5, c, 0);
+  pOut->n = 0;
+  starRing(cx, cy, rho, partVertexCount(&r, 0.5, p->rVert), &r, pOut);
+}
+
+/* The island part of the tract of border cell c */
+static void regionIslandRing(const Region *p, int c, PtBuf *pOut){
+  int i = c % p->gx, j = c / p->gx;
+  int e = p->aCell[c].eIsland;
+  double ax, ay, bx, by, L, off, rho, cx, cy;
+  Rng r;
+  int a, b;
+  switch( e ){
+    case ISLAND_S: a = NODE(p,i,0);      b = NODE(p,i+1,0);      break;
+    case ISLAND_N: a = NODE(p,i,p->gy);  b = NODE(p,i+1,p->gy);  break;
+    case ISLAND_W: a = NODE(p,0,j);      b = NODE(p,0,j+1);      break;
+    default:       a = NODE(p,p->gx,j);  b = NODE(p,p->gx,j+1);  break;
+  }
+  ax = p->aNodeX[a]; ay = p->aNodeY[a];
+  bx = p->aNodeX[b]; by = p->aNodeY[b];
+  L = (e==ISLAND_S || e==ISLAND_N) ? bx-ax : by-ay;
+  off = fmin(0.6*L, 0.45*((e==ISLAND_S || e==ISLAND_N) ? p->mLat : p->mLon));
+  rho = fmin(0.3*L, 0.4*off);
+  switch( e ){
+    case ISLAND_S: cx = 0.5*(ax+bx); cy = ay - off; break;
+    case ISLAND_N: cx = 0.5*(ax+bx); cy = ay + off; break;
+    case ISLAND_W: cx = ax - off; cy = 0.5*(ay+by); break;
+    default:       cx = ax + off; cy = 0.5*(ay+by); break;
+  }
+  rngSeed(&r, p->iSeed, 6, c, 0);
+  pOut->n = 0;
+  starRing(cx, cy, rho, partVertexCount(&r, 0.3, p->rVert), &r, pOut);
+}
+
+typedef struct DirEdge DirEdge;
+struct DirEdge { int bVert, i, j, bRev; };
+
+/* The clockwise boundary of tract pT as a list of directed edges,
+** starting at the north-west corner. */
+static int tractEdges(const Region *p, const Tract *pT, DirEdge *a){
+  const Cell *pC = &p->aCell[pT->iCell];
+  int c = pT->iCell, n = 0;
+  int i, j;
+#define ADD(V,I,J,R) (a[n].bVert=(V), a[n].i=(I), a[n].j=(J), a[n].bRev=(R), n++)
+  if( pC->iPartner>=0 && pC->iPartner<c ) c = pC->iPartner;
+  i = c % p->gx;
+  j = c / p->gx;
+  if( pC->eMerge==MERGE_H ){           /* cells (i,j) and (i+1,j) */
+    ADD(0,i,j+1,0); ADD(0,i+1,j+1,0); ADD(1,i+2,j,1);
+    ADD(0,i+1,j,1); ADD(0,i,j,1);     ADD(1,i,j,0);
+  }else if( pC->eMerge==MERGE_V ){     /* cells (i,j) and (i,j+1) */
+    ADD(0,i,j+2,0); ADD(1,i+1,j+1,1); ADD(1,i+1,j,1);
+    ADD(0,i,j,1);   ADD(1,i,j,0);     ADD(1,i,j+1,0);
+  }else{
+    ADD(0,i,j+1,0); ADD(1,i+1,j,1); ADD(0,i,j,1); ADD(1,i,j,0);
+  }
+#undef ADD
+  return n;
+}
+
+/* Build the geometry of tract iTract into pS */
+static void regionTractShape(const Region *p, int iTract, Shape *pS,
+                             PtBuf *pTmp){
+  const Tract *pT = &p->aTract[iTract];
+  const Cell *pC = &p->aCell[pT->iCell];
+  DirEdge aEdge[6];
+  int n, e;
+  shapeReset(pS);
+  if( pT->bEnclave ){
+    shapeBeginPart(pS);
+    regionEnclaveRing(p, pT->iCell, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+    return;
+  }
+  n = tractEdges(p, pT, aEdge);
+  shapeBeginPart(pS);
+  for(e=0; e<n; e++){
+    regionEdge(p, aEdge[e].bVert, aEdge[e].i, aEdge[e].j, pTmp);
+    ptAppend(&pS->pt, pTmp, aEdge[e].bRev, e>0);
+  }
+  if( pC->bEnclave ){
+    shapeBeginPart(pS);
+    regionEnclaveRing(p, pT->iCell, pTmp);
+    ptAppend(&pS->pt, pTmp, 1, 0);       /* hole: counter-clockwise */
+  }
+  if( pC->eIsland ){
+    shapeBeginPart(pS);
+    regionIslandRing(p, pT->iCell, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+  }
+  if( pC->bAnti ){
+    Rng r;
+    rngSeed(&r, p->iSeed, 9, 0, 0);
+    shapeBeginPart(pS);
+    pTmp->n = 0;
+    starRing(-179.90, 51.80, 0.05, partVertexCount(&r, 0.3, p->rVert), &r, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+    shapeBeginPart(pS);
+    pTmp->n = 0;
+    starRing(179.60, 51.95, 0.09, partVertexCount(&r, 0.3, p->rVert), &r, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+  }
+}
+
+static void regionTractAttr(const Region *p, int iTract, const Shape *pS,
+                            TractAttr *pA){
+  const Tract *pT = &p->aTract[iTract];
+  const Cell *pC = &p->aCell[pT->iCell];
+  char zGeoid[32];
+  double area, wf;
+  Rng r;
+  snprintf(zGeoid, sizeof(zGeoid), "%02d%03d%06d", p->pDef->iFips,
+           2*pT->iCounty+1, pT->iTractce);
+  attrFromGeoid(pA, zGeoid);
+  rngSeed(&r, p->iSeed, 8, iTract, 0);
+  wf = rngUnit(&r)<0.65 ? 0.0 : 0.6*pow(rngUnit(&r), 3.0);
+  if( !pT->bEnclave && (pC->eIsland || pC->bAnti) ) wf = fmin(0.9, wf + 0.2);
+  area = shapeAreaM2(pS);
+  pA->rAland = floor(area*(1.0-wf) + 0.5);
+  pA->rAwater = floor(area*wf + 0.5);
+}
+
+/* Write all tracts of region p into pSink */
+static void regionWrite(const Region *p, Sink *pSink, int bVerbose){
+  Shape s;
+  PtBuf tmp;
+  TractAttr attr;
+  int t;
+  memset(&s, 0, sizeof(s));
+  memset(&tmp, 0, sizeof(tmp));
+  for(t=0; t<p->nTract; t++){
+    const Tract *pT = &p->aTract[t];
+    const Cell *pC = &p->aCell[pT->iCell];
+    regionTractShape(p, t, &s, &tmp);
+    regionTractAttr(p, t, &s, &attr);
+    sinkWrite(pSink, SHPT_POLYGON, &s, &attr);
+    if( bVerbose ){
+      if( pT->bEnclave ){
+        TractAttr host;
+        Shape s2;
+        memset(&s2, 0, sizeof(s2));
+        regionTractShape(p, t-1, &s2, &tmp);
+        regionTractAttr(p, t-1, &s2, &host);
+        shapeFree(&s2);
+        fprintf(stderr, "%s enclave in %s\n", attr.zGeoid, host.zGeoid);
+      }else{
+        if( pC->bAnti ) fprintf(stderr, "%s antimeridian\n", attr.zGeoid);
+        if( pC->bEnclave ) fprintf(stderr, "%s hole\n", attr.zGeoid);
+        if( pC->eIsland ) fprintf(stderr, "%s island\n", attr.zGeoid);
+        if( pC->iPartner>=0 ) fprintf(stderr, "%s merged\n", attr.zGeoid);
+      }
+    }
+  }
+  shapeFree(&s);
+  ptFree(&tmp);
+}
+
+/****************************************************************************
+** Mode A driver: work units (one output file each), run by J processes.
+*/
+typedef struct Unit Unit;
+struct Unit {
+  int iState;               /* index into aStateDef, or -1 for national */
+  long long nCost;          /* estimated cost, for scheduling */
+  int iWorker;              /* worker that produces it */
+  /* Results, written by the worker into shared memory */
+  int bDone;
+  int nTract;
+  long long nVertex;
+  long long nBytes;
+  char zName[80];
+};
+
+typedef struct Opts Opts;
+struct Opts {
+  const char *zOut;
+  const char *zStates;
+  long nTracts;             /* -1: default */
+  double rVert;
+  int iYear;
+  uint64_t iSeed;
+  int eNational;            /* 0: no, 1: also, 2: only */
+  int nJobs;
+  int iLevel;
+  int bVerbose;
+  const char *zFrom;
+  const char *zName;
+  int eShapeType;
+  int bNoZip;
+  int bKeepRings;
+};
+
+static void runUnit(const Opts *pOpt, Unit *pU, const int *aSel, int nSel,
+                    const int *aCount){
+  Sink sink;
+  Region reg;
+  char *zBase;
+  int k;
+  if( pU->iState>=0 ){
+    zBase = xmprintf("cb_%d_%02d_tract_500k", pOpt->iYear,
+                     aStateDef[pU->iState].iFips);
+  }else{
+    zBase = xmprintf("cb_%d_us_tract_500k", pOpt->iYear);
+  }
+  sinkOpen(&sink, pOpt->zOut, zBase, SHPT_POLYGON, pOpt->iYear);
+  for(k=0; k<nSel; k++){
+    if( pU->iState>=0 && aSel[k]!=pU->iState ) continue;
+    regionBuild(&reg, &aStateDef[aSel[k]], aCount[k], pOpt->iSeed, pOpt->rVert);
+    regionWrite(&reg, &sink, pOpt->bVerbose && pU->iState>=0);
+    regionFree(&reg);
+  }
+  pU->nTract = sink.nRec;
+  pU->nVertex = sink.nVertex;
+  sinkFinish(&sink, 1, pOpt->iLevel);
+  pU->nBytes = sink.nBytes;
+  snprintf(pU->zName, sizeof(pU->zName), "%s.zip", zBase);
+  pU->bDone = 1;
+  free(zBase);
+}
+
+static int runSynthetic(const Opts *pOpt){
+  int aSel[N_STATE], aCount[N_STATE], nSel = 0, bAll = 0;
+  long nTotal;
+  int i, k, nUnit = 0, nJobs, rc = 0;
+  Unit *aUnit;
+  long long aLoad[64];
+
+  /* Chosen states */
+  if( pOpt->zStates==0 || strcmp(pOpt->zStates, "all")==0 ){
+    for(i=0; i<N_STATE; i++) aSel[nSel++] = i;
+    bAll = 1;
+  }else{
+    char *zList = xmprintf("%s", pOpt->zStates);
+    char *zTok, *zSave = 0;
+    int aUsed[N_STATE];
+    memset(aUsed, 0, sizeof(aUsed));
+    for(zTok=strtok_r(zList, ",", &zSave); zTok; zTok=strtok_r(0, ",", &zSave)){
+      const StateDef *pDef = stateFind(zTok);
+      if( pDef==0 ) fatal("unknown state: %s", zTok);
+      aUsed[pDef-aStateDef] = 1;
+    }
+    for(i=0; i<N_STATE; i++) if( aUsed[i] ) aSel[nSel++] = i;
+    free(zList);
+    if( nSel==0 ) fatal("no states chosen");
+  }
+
+  /* Tracts per state: proportional to the real counts, at least one */
+  if( pOpt->nTracts>0 ){
+    nTotal = pOpt->nTracts;
+  }else if( bAll ){
+    nTotal = 74000;
+  }else{
+    for(nTotal=0, k=0; k<nSel; k++) nTotal += aStateDef[aSel[k]].nWeight;
+  }
+  if( nTotal<nSel ) fatal("need at least one tract per state (%d)", nSel);
+  {
+    double wTot = 0.0, aRem[N_STATE];
+    long sum = 0;
+    for(k=0; k<nSel; k++) wTot += aStateDef[aSel[k]].nWeight;
+    for(k=0; k<nSel; k++){
+      double q = (double)nTotal*aStateDef[aSel[k]].nWeight/wTot;
+      aCount[k] = (int)floor(q + 1e-9);
+      aRem[k] = q - aCount[k];
+      if( aCount[k]<1 ){ aCount[k] = 1; aRem[k] = -1.0; }
+      sum += aCount[k];
+    }
+    while( sum<nTotal ){           /* largest remainder first */
+      int best = -1;
+      for(k=0; k<nSel; k++) if( best<0 || aRem[k]>aRem[best] ) best = k;
+      aCount[best]++;
+      aRem[best] -= 1.0;
+      sum++;
+    }
+    while( sum>nTotal ){           /* smallest remainder first */
+      int best = -1;
+      for(k=0; k<nSel; k++){
+        if( aCount[k]>1 && (best<0 || aRem[k]<aRem[best]) ) best = k;
+      }
+      aCount[best]--;
+      aRem[best] += 1.0;
+      sum--;
+    }
+  }
+
+  /* Work units */
+  aUnit = mmap(0, sizeof(Unit)*(N_STATE+1), PROT_READ|PROT_WRITE,
+               MAP_SHARED|MAP_ANONYMOUS, -1, 0);
+  if( aUnit==MAP_FAILED ) fatal("mmap failed: %s", strerror(errno));
+  memset(aUnit, 0, sizeof(Unit)*(N_STATE+1));
+  if( pOpt->eNational!=2 ){
+    for(k=0; k<nSel; k++){
+      aUnit[nUnit].iState = aSel[k];
+      aUnit[nUnit].nCost = aCount[k];
+      nUnit++;
+    }
+  }
+  if( pOpt->eNational ){
+    aUnit[nUnit].iState = -1;
+    aUnit[nUnit].nCost = nTotal;
+    nUnit++;
+  }
+  nJobs = pOpt->nJobs;
+  if( nJobs<=0 ){
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    nJobs = n>0 ? (int)n : 1;
+  }
+  if( nJobs>nUnit ) nJobs = nUnit;
+  if( nJobs>64 ) nJobs = 64;
+  if( nJobs<1 ) nJobs = 1;
+
+  /* Longest processing time first scheduling */
+  memset(aLoad, 0, sizeof(aLoad));
+  {
+    int *aOrder = xmalloc(sizeof(int)*nUnit);
+    for(i=0; i<nUnit; i++) aOrder[i] = i;
+    for(i=1; i<nUnit; i++){
+      int t = aOrder[i], m = i;
+      while( m>0 && aUnit[aOrder[m-1]].nCost<aUnit[t].nCost ){
+        aOrder[m] = aOrder[m-1];
+        m--;
+      }
+      aOrder[m] = t;
+    }
+    for(i=0; i<nUnit; i++){
+      int w, best = 0;
+      for(w=1; w<nJobs; w++) if( aLoad[w]<aLoad[best] ) best = w;
+      aUnit[aOrder[i]].iWorker = best;
+      aLoad[best] += aUnit[aOrder[i]].nCost;
+    }
+    free(aOrder);
+  }
+
+  fflush(stdout);
+  fflush(stderr);
+  if( nJobs==1 ){
+    for(i=0; i<nUnit; i++) runUnit(pOpt, &aUnit[i], aSel, nSel, aCount);
+  }else{
+    pid_t aPid[64];
+    int w;
+    for(w=0; w<nJobs; w++){
+      aPid[w] = fork();
+      if( aPid[w]<0 ) fatal("fork failed: %s", strerror(errno));
+      if( aPid[w]==0 ){
+        for(i=0; i<nUnit; i++){
+          if( aUnit[i].iWorker==w ) runUnit(pOpt, &aUnit[i], aSel, nSel, aCount);
+        }
+        fflush(stderr);
+        _exit(0);
+      }
+    }
+    for(w=0; w<nJobs; w++){
+      int status = 0;
+      if( waitpid(aPid[w], &status, 0)<0
+       || !WIFEXITED(status) || WEXITSTATUS(status)!=0 ){
+        rc = 1;
+      }
+    }
+  }
+  for(i=0; i<nUnit; i++){
+    if( !aUnit[i].bDone ){ rc = 1; continue; }
+    printf("%s tracts=%d vertices=%lld bytes=%lld\n", aUnit[i].zName,
+           aUnit[i].nTract, aUnit[i].nVertex, aUnit[i].nBytes);
+  }
+  munmap(aUnit, sizeof(Unit)*(N_STATE+1));
+  if( rc ) fprintf(stderr, "%s: some files were not written\n", zArgv0);
+  return rc;
+}
+
+/****************************************************************************
+** Mode B: tracts described by GEOID<TAB>WKT lines.
+*/
+typedef struct Wkt Wkt;
+struct Wkt {
+  const char *z;            /* text */
+  int i;                    /* current offset */
+};
+
+static void wktSpace(Wkt *p){
+  while( p->z[p->i]==' ' || p->z[p->i]=='\t' || p->z[p->i]=='\r'
+      || p->z[p->i]=='\n' ) p->i++;
+}
+
+static int wktKeyword(Wkt *p, const char *zKw){
+  int n = (int)strlen(zKw);
+  char c;
+  wktSpace(p);
+  if( strncasecmp(p->z+p->i, zKw, n)!=0 ) return 0;
+  c = p->z[p->i+n];
+  if( (c>='a' && c<='z') || (c>='A' && c<='Z') || c=='_' ) return 0;
+  p->i += n;
+  return 1;
+}
+
+static int wktChar(Wkt *p, char c){
+  wktSpace(p);
+  if( p->z[p->i]!=c ) return 0;
+  p->i++;
+  return 1;
+}
+
+static int wktNumber(Wkt *p, double *pR){
+  char *zEnd = 0;
+  wktSpace(p);
+  *pR = strtod(p->z+p->i, &zEnd);
+  if( zEnd==p->z+p->i ) return 0;
+  p->i = (int)(zEnd-p->z);
+  return 1;
+}
+
+/* ring := '(' x y (',' x y)* ')' ; appended to pS as a new part */
+static int wktRing(Wkt *p, Shape *pS, int bKeep){
+  int i0;
+  if( !wktChar(p, '(') ) return 0;
+  shapeBeginPart(pS);
+  i0 = pS->pt.n;
+  do{
+    double x, y;
+    if( !wktNumber(p, &x) || !wktNumber(p, &y) ) return 0;
+    ptPush(&pS->pt, x, y);
+  }while( wktChar(p, ',') );
+  if( !wktChar(p, ')') ) return 0;
+  if( !bKeep && (pS->pt.aX[i0]!=pS->pt.aX[pS->pt.n-1]
+              || pS->pt.aY[i0]!=pS->pt.aY[pS->pt.n-1]
+              || pS->pt.n-i0==1) ){
+    ptPush(&pS->pt, pS->pt.aX[i0], pS->pt.aY[i0]);
+  }
+  return 1;
+}
+
+/* Reverse the vertices of part k */
+static void shapeReversePart(Shape *pS, int k){
+  int a = pS->aPart[k], b = shapePartEnd(pS, k)-1;
+  while( a<b ){
+    double t;
+    t = pS->pt.aX[a]; pS->pt.aX[a] = pS->pt.aX[b]; pS->pt.aX[b] = t;
+    t = pS->pt.aY[a]; pS->pt.aY[a] = pS->pt.aY[b]; pS->pt.aY[b] = t;
+    a++; b--;
+  }
+}
+
+/* polygon := '(' ring (',' ring)* ')'.  Orients the rings unless bKeep. */
+static int wktPolygon(Wkt *p, Shape *pS, int bKeep){
+  int k0 = pS->nPart, k;
+  if( !wktChar(p, '(') ) return 0;
+  do{
+    if( !wktRing(p, pS, bKeep) ) return 0;
+  }while( wktChar(p, ',') );
+  if( !wktChar(p, ')') ) return 0;
+  if( !bKeep ){
+    for(k=k0; k<pS->nPart; k++){
+      double a = ringArea2(pS->pt.aX, pS->pt.aY, pS->aPart[k], shapePartEnd(pS,k));
+      if( (k==k0 && a>0.0) || (k>k0 && a<0.0) ) shapeReversePart(pS, k);
+    }
+  }
+  return 1;
+}
+
+/* Parse POLYGON or MULTIPOLYGON text into pS.  Returns 0 on error. */
+static int wktParse(const char *z, Shape *pS, int bKeep){
+  Wkt w;
+  w.z = z;
+  w.i = 0;
+  shapeReset(pS);
+  if( wktKeyword(&w, "POLYGON") ){
+    if( wktKeyword(&w, "EMPTY") ){
+      pS->bNull = 1;
+    }else if( !wktPolygon(&w, pS, bKeep) ){
+      return 0;
+    }
+  }else if( wktKeyword(&w, "MULTIPOLYGON") ){
+    if( wktKeyword(&w, "EMPTY") ){
+      pS->bNull = 1;
+    }else{
+      if( !wktChar(&w, '(') ) return 0;
+      do{
+        if( !wktPolygon(&w, pS, bKeep) ) return 0;
+      }while( wktChar(&w, ',') );
+      if( !wktChar(&w, ')') ) return 0;
+    }
+  }else{
+    return 0;
+  }
+  wktSpace(&w);
+  return z[w.i]==0;
+}
+
+/* Apply one FIELD=VALUE override */
+static int attrOverride(TractAttr *pA, const char *zKv, int *pbAland,
+                        int *pbName){
+  const char *zEq = strchr(zKv, '=');
+  const char *zV;
+  int n;
+  if( zEq==0 ) return 0;
+  n = (int)(zEq-zKv);
+  zV = zEq+1;
+#define IS(K) (n==(int)strlen(K) && strncasecmp(zKv, K, n)==0)
+  if( IS("STATEFP") ) snprintf(pA->zStatefp, sizeof(pA->zStatefp), "%s", zV);
+  else if( IS("COUNTYFP") ) snprintf(pA->zCountyfp, sizeof(pA->zCountyfp), "%s", zV);
+  else if( IS("TRACTCE") ) snprintf(pA->zTractce, sizeof(pA->zTractce), "%s", zV);
+  else if( IS("AFFGEOID") ) snprintf(pA->zAffgeoid, sizeof(pA->zAffgeoid), "%s", zV);
+  else if( IS("GEOID") ) snprintf(pA->zGeoid, sizeof(pA->zGeoid), "%s", zV);
+  else if( IS("NAME") ){
+    snprintf(pA->zName, sizeof(pA->zName), "%s", zV);
+    *pbName = 1;
+  }
+  else if( IS("LSAD") ) snprintf(pA->zLsad, sizeof(pA->zLsad), "%s", zV);
+  else if( IS("ALAND") ){ pA->rAland = strtod(zV, 0); *pbAland = 1; }
+  else if( IS("AWATER") ) pA->rAwater = strtod(zV, 0);
+  else return 0;
+#undef IS
+  return 1;
+}
+
+static int runFromFile(const Opts *pOpt){
+  FILE *in;
+  char *zLine = 0;
+  size_t nAlloc = 0;
+  ssize_t nLine;
+  int iLine = 0, bOpen = 0;
+  int eType = SHPT_POLYGON;
+  Sink sink;
+  Shape s;
+  memset(&s, 0, sizeof(s));
+  if( pOpt->eShapeType==1 ) eType = SHPT_POINT;
+  if( pOpt->eShapeType==2 ) eType = SHPT_ARC;
+  in = strcmp(pOpt->zFrom, "-")==0 ? stdin : fopen(pOpt->zFrom, "rb");
+  if( in==0 ) fatal("cannot open %s: %s", pOpt->zFrom, strerror(errno));
+  while( (nLine = getline(&zLine, &nAlloc, in))>=0 ){
+    char *zGeoid, *zWkt, *zTab, *zRest;
+    TractAttr attr;
+    int bAland = 0, bName = 0;
+    iLine++;
+    while( nLine>0 && (zLine[nLine-1]=='\n' || zLine[nLine-1]=='\r') ){
+      zLine[--nLine] = 0;
+    }
+    zGeoid = zLine;
+    while( *zGeoid==' ' ) zGeoid++;
+    if( *zGeoid==0 || *zGeoid=='#' ) continue;
+    zTab = strchr(zGeoid, '\t');
+    if( zTab==0 ) fatal("%s:%d: expected GEOID<TAB>WKT", pOpt->zFrom, iLine);
+    *zTab = 0;
+    zWkt = zTab+1;
+    zRest = strchr(zWkt, '\t');
+    if( zRest ) *(zRest++) = 0;
+    if( strlen(zGeoid)!=11 ){
+      fatal("%s:%d: GEOID must be 11 characters: %s", pOpt->zFrom, iLine, zGeoid);
+    }
+    if( !wktParse(zWkt, &s, pOpt->bKeepRings) ){
+      fatal("%s:%d: cannot parse WKT (POLYGON or MULTIPOLYGON expected)",
+            pOpt->zFrom, iLine);
+    }
+    attrFromGeoid(&attr, zGeoid);
+    while( zRest ){
+      char *zNext = strchr(zRest, '\t');
+      if( zNext ) *(zNext++) = 0;
+      if( *zRest && !attrOverride(&attr, zRest, &bAland, &bName) ){
+        fatal("%s:%d: bad FIELD=VALUE column: %s", pOpt->zFrom, iLine, zRest);
+      }
+      zRest = zNext;
+    }
+    if( !bAland ){
+      attr.rAland = (eType==SHPT_POLYGON && !s.bNull)
+                    ? floor(shapeAreaM2(&s)+0.5) : 0.0;
+    }
+    (void)bName;
+    if( !bOpen ){
+      char *zBase = pOpt->zName ? xmprintf("%s", pOpt->zName)
+                  : xmprintf("cb_%d_%.2s_tract_500k", pOpt->iYear, zGeoid);
+      sinkOpen(&sink, pOpt->zOut, zBase, eType, pOpt->iYear);
+      free(zBase);
+      bOpen = 1;
+    }
+    sinkWrite(&sink, eType, &s, &attr);
+  }
+  free(zLine);
+  if( in!=stdin ) fclose(in);
+  shapeFree(&s);
+  if( !bOpen ) fatal("%s: no tracts", pOpt->zFrom);
+  {
+    int nRec = sink.nRec;
+    long long nVertex = sink.nVertex;
+    char *zBase = xmprintf("%s", sink.zBase);
+    sinkFinish(&sink, !pOpt->bNoZip, pOpt->iLevel);
+    printf("%s%s tracts=%d vertices=%lld bytes=%lld\n", zBase,
+           pOpt->bNoZip ? ".shp" : ".zip", nRec, nVertex, sink.nBytes);
+    free(zBase);
+  }
+  return 0;
+}
+
+/****************************************************************************
+** Command line
+*/
+static void usage(void){
+  fprintf(stderr,
+    "usage: %s --out DIR [--states LIST|all] [--tracts N] [--vertices V]\n"
+    "           [--year Y] [--seed S] [--national|--national-only]\n"
+    "           [--jobs J] [--level L] [--verbose]\n"
+    "       %s --from FILE --out DIR [--name BASE] [--year Y]\n"
+    "           [--shape-type polygon|point|arc] [--no-zip] [--keep-rings]\n"
+    "See the comment at the top of tools/gentracts.c for details.\n",
+    zArgv0, zArgv0);
+  exit(2);
+}
+
+int main(int argc, char **argv){
+  Opts opt;
+  int i;
+  memset(&opt, 0, sizeof(opt));
+  opt.nTracts = -1;
+  opt.rVert = 200.0;
+  opt.iYear = 2019;
+  opt.iSeed = 1;
+  opt.iLevel = 6;
+  for(i=1; i<argc; i++){
+    const char *z = argv[i];
+    const char *zVal = 0;
+    char zKey[64];
+    const char *zEq;
+    if( z[0]!='-' ) usage();
+    if( z[1]=='-' ) z++;
+    zEq = strchr(z, '=');
+    if( zEq && zEq-z<(int)sizeof(zKey) ){
+      memcpy(zKey, z, zEq-z);
+      zKey[zEq-z] = 0;
+      zVal = zEq+1;
+      z = zKey;
+    }
+#define ARG (zVal ? zVal : (i+1<argc ? argv[++i] : (usage(), "")))
+    if( strcmp(z, "-out")==0 ) opt.zOut = ARG;
+    else if( strcmp(z, "-states")==0 ) opt.zStates = ARG;
+    else if( strcmp(z, "-tracts")==0 ) opt.nTracts = atol(ARG);
+    else if( strcmp(z, "-vertices")==0 ) opt.rVert = atof(ARG);
+    else if( strcmp(z, "-year")==0 ) opt.iYear = atoi(ARG);
+    else if( strcmp(z, "-seed")==0 ) opt.iSeed = strtoull(ARG, 0, 0);
+    else if( strcmp(z, "-national")==0 ) opt.eNational = 1;
+    else if( strcmp(z, "-national-only")==0 ) opt.eNational = 2;
+    else if( strcmp(z, "-jobs")==0 ) opt.nJobs = atoi(ARG);
+    else if( strcmp(z, "-level")==0 ) opt.iLevel = atoi(ARG);
+    else if( strcmp(z, "-verbose")==0 || strcmp(z, "-v")==0 ) opt.bVerbose = 1;
+    else if( strcmp(z, "-from")==0 ) opt.zFrom = ARG;
+    else if( strcmp(z, "-name")==0 ) opt.zName = ARG;
+    else if( strcmp(z, "-no-zip")==0 ) opt.bNoZip = 1;
+    else if( strcmp(z, "-keep-rings")==0 ) opt.bKeepRings = 1;
+    else if( strcmp(z, "-shape-type")==0 ){
+      const char *zT = ARG;
+      if( strcmp(zT, "polygon")==0 ) opt.eShapeType = 0;
+      else if( strcmp(zT, "point")==0 ) opt.eShapeType = 1;
+      else if( strcmp(zT, "arc")==0 ) opt.eShapeType = 2;
+      else fatal("unknown --shape-type: %s", zT);
+    }
+    else if( strcmp(z, "-help")==0 || strcmp(z, "-h")==0 ) usage();
+    else{
+      fprintf(stderr, "%s: unknown option: %s\n", zArgv0, argv[i]);
+      usage();
+    }
+#undef ARG
+  }
+  if( opt.zOut==0 ) usage();
+  if( opt.iLevel<1 || opt.iLevel>9 ) fatal("--level must be 1..9");
+  if( opt.rVert<0 ) fatal("--vertices must be positive");
+  if( opt.iYear<1000 || opt.iYear>9999 ) fatal("--year must have 4 digits");
+  {
+    struct stat st;
+    if( stat(opt.zOut, &st)!=0 ){
+      if( mkdir(opt.zOut, 0777)!=0 ){
+        fatal("cannot create %s: %s", opt.zOut, strerror(errno));
+      }
+    }else if( !S_ISDIR(st.st_mode) ){
+      fatal("%s is not a directory", opt.zOut);
+    }
+  }
+  if( opt.zFrom ) return runFromFile(&opt);
+  return runSynthetic(&opt);
+}
