@@ -1,0 +1,41 @@
+-- examples/demo.sql - the job tracts does, as a scripted SQL batch:
+--
+--   sqlite3 build/demo/demo.db < examples/demo.sql
+--
+-- The database already holds a table points(id, lon, lat); the census
+-- tract zips are in build/demo/tracts/ (examples/demo.sh makes both).
+.bail on
+.load build/tracts
+.mode box
+.timer off
+
+-- 1. Load every state's tract zip in the folder (one row per file).
+SELECT state, tracts, repaired, round(seconds, 2) AS seconds, error
+  FROM load_tracts('build/demo/tracts');
+
+-- 2. Attach a tract to every point, in one transaction.
+DROP TABLE IF EXISTS points_tract;
+CREATE TABLE points_tract(id INTEGER PRIMARY KEY, geoid TEXT);
+.timer on
+INSERT INTO points_tract SELECT id, tract_of(lon, lat) FROM points;
+.timer off
+
+-- 3. A short summary.
+SELECT count(*) AS points,
+       count(geoid) AS in_a_tract,
+       count(*) - count(geoid) AS outside,
+       count(DISTINCT geoid) AS tracts_used
+  FROM points_tract;
+
+SELECT substr(geoid, 1, 2) AS state, count(*) AS points
+  FROM points_tract WHERE geoid IS NOT NULL
+ GROUP BY 1 ORDER BY 2 DESC;
+
+SELECT geoid, count(*) AS points
+  FROM points_tract WHERE geoid IS NOT NULL
+ GROUP BY geoid ORDER BY points DESC LIMIT 5;
+
+-- 4. One point by hand, and the files behind the answers.
+SELECT id, lon, lat, tract_of(lon, lat) AS tract FROM points WHERE id = 1;
+SELECT state, file, year, tracts, substr(sha256, 1, 12) AS sha256
+  FROM tracts_files ORDER BY state;
