@@ -108,3 +108,7 @@ $(BUILD)/asan/unit: tests/unit.c ext/geom.c ext/pip.c ext/tracts_int.h
 	clang -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	  -fno-sanitize-recover=undefined $(XCFLAGS) -o $@ tests/unit.c \
 	  ext/geom.c ext/pip.c -lgeos_c -lm
+
+$(BUILD)/pipbench: bench/pipbench.c ext/geom.c ext/pip.c ext/tracts_int.h
+	$(CC) $(CFLAGS) $(XCFLAGS) -o $@ bench/pipbench.c ext/geom.c ext/pip.c \
+	  $(shell pkg-config --libs sqlite3) -lgeos_c -lm

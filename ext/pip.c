@@ -13,7 +13,8 @@
 **
 **   Vertices and query points are snapped to a grid of 1e-7 degree (about
 **   1.1 cm): u = round((lon+180)*1e7), v = round((lat+90)*1e7), both held
-**   in 32 bits. On that grid every predicate is exact integer arithmetic
+**   in 32 bits (rounded half up, the same way for vertices and queries).
+**   On that grid every predicate is exact integer arithmetic
 **   (orientation in 128 bits), so answers are consistent: no point is in
 **   two tracts or in none because of rounding. Census coordinates have 6
 **   decimals and fall on the grid exactly; a point farther than 1e-7
@@ -23,8 +24,9 @@
 **
 **   An adaptive grid of power-of-two squares over the whole lon/lat plane.
 **   The root splits the plane into 256 x 256 cells; a cell crossed by more
-**   than LEAF_MAX edges is split again into 2^b x 2^b cells, b chosen from
-**   its edge count, down to MIN_SHIFT. Each final cell is one 32-bit word:
+**   than LEAF_MAX (24) edges is split again into 2^b x 2^b cells, b chosen
+**   so that about LEAF_AIM (12) edges cross each, down to MIN_SHIFT.
+**   Each final cell is one 32-bit word:
 **
 **     EMPTY            no edge, in no polygon
 **     FULL(poly)       no edge, wholly inside one polygon
@@ -76,7 +78,9 @@
 #define MAX_PAYLOAD 0x3fffffffu
 
 #define ROOT_BITS  8      /* root grid 256 x 256 cells of 2^24 units */
-#define LEAF_MAX   8      /* split a cell crossed by more edges */
+#define LEAF_MAX   24     /* split a cell crossed by more edges */
+#define LEAF_AIM   12     /* when splitting, aim at this many edges a cell */
+#define MAX_BITS   6      /* split a cell into at most 64 x 64 */
 #define MIN_SHIFT  4      /* never split below 16 units (1.6e-6 degree) */
 #define NONE       0xffffffffu
 
@@ -165,8 +169,8 @@ static double getF64(const unsigned char *z){
 /* Snap lon/lat to the grid; 0 on success, 1 if out of range. */
 static int quantize(double lon, double lat, uint32_t *pu, uint32_t *pv){
   if( !(lon>=-180.0 && lon<=180.0 && lat>=-90.0 && lat<=90.0) ) return 1;
-  *pu = (uint32_t)llround((lon + 180.0)*PIP_SCALE);
-  *pv = (uint32_t)llround((lat + 90.0)*PIP_SCALE);
+  *pu = (uint32_t)((lon + 180.0)*PIP_SCALE + 0.5);
+  *pv = (uint32_t)((lat + 90.0)*PIP_SCALE + 0.5);
   return 0;
 }
 
@@ -489,9 +493,9 @@ static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
   if( shift==32 ){
     bits = ROOT_BITS;
   }else{
-    size_t nWant = nE/4;
+    size_t nWant = nE/LEAF_AIM;
     bits = 1;
-    while( bits<6 && ((size_t)1<<(2*bits))<nWant ) bits++;
+    while( bits<MAX_BITS && ((size_t)1<<(2*bits))<nWant ) bits++;
     if( shift-bits<MIN_SHIFT ) bits = shift-MIN_SHIFT;
   }
   cs = shift - bits;

@@ -128,6 +128,7 @@
 **
 **   FILE holds one tract per line:
 **       GEOID <TAB> WKT [<TAB> FIELD=VALUE]...
+**   FILE may be "-" for standard input.
 **   GEOID must be 11 characters; STATEFP, COUNTYFP and TRACTCE are its
 **   2+3+6 characters.  WKT is POLYGON ((x y, ...), (...)), MULTIPOLYGON
 **   (((...)), ...) or either of them EMPTY (written as a null shape).
@@ -142,7 +143,10 @@
 **   first vertex of each tract), --shape-type arc a PolyLine shapefile
 **   whose parts are the rings; the DBF is the same.  The output is
 **   DIR/BASE.zip with BASE defaulting to cb_Y_SS_tract_500k, SS the state
-**   of the first GEOID; with --no-zip the five bare files are left in DIR.
+**   of the first GEOID; with --no-zip the five bare files are left in DIR
+**   (the summary line then names BASE.shp and counts the bytes of all five).
+**   Any error stops the tool with a message naming the line, and removes
+**   the partial output.
 **
 ** LIMITS
 **
@@ -543,9 +547,37 @@ static void writeTextFile(const char *zPath, const char *zText){
   }
 }
 
+/* The sink being written, for cleanup when fatal() exits */
+static Sink *pOpenSink = 0;
+
+static void sinkCleanup(void){
+  Sink *p = pOpenSink;
+  int i;
+  if( p==0 || p->zTmp==0 ) return;
+  pOpenSink = 0;
+  if( p->hShp ) SHPClose(p->hShp);
+  if( p->hDbf ) DBFClose(p->hDbf);
+  for(i=0; i<N_MEMBER; i++){
+    char *zPath = xmprintf("%s/%s.%s", p->zTmp, p->zBase, azMemberExt[i]);
+    unlink(zPath);
+    free(zPath);
+  }
+  if( p->zDir ){
+    char *zPath = xmprintf("%s/.%s.zip.tmp%ld", p->zDir, p->zBase, (long)getpid());
+    unlink(zPath);
+    free(zPath);
+  }
+  rmdir(p->zTmp);
+}
+
 static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
                      int eShapeType, int iYear){
   char *zPath;
+  static int bAtexit = 0;
+  if( !bAtexit ){
+    atexit(sinkCleanup);
+    bAtexit = 1;
+  }
   memset(p, 0, sizeof(*p));
   p->zDir = xmprintf("%s", zDir);
   p->zBase = xmprintf("%s", zBase);
@@ -554,6 +586,7 @@ static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
   if( mkdtemp(p->zTmp)==0 ){
     fatal("cannot create temporary directory in %s: %s", zDir, strerror(errno));
   }
+  pOpenSink = p;
   zPath = xmprintf("%s/%s.shp", p->zTmp, zBase);
   p->hShp = SHPCreate(zPath, eShapeType);
   if( p->hShp==0 ) fatal("cannot create %s", zPath);
@@ -694,6 +727,7 @@ static void sinkFinish(Sink *p, int bZip, int iLevel){
     }
   }
   rmdir(p->zTmp);
+  if( pOpenSink==p ) pOpenSink = 0;
   for(i=0; i<N_MEMBER; i++) free(azPart[i]);
   free(p->zDir);
   free(p->zBase);
@@ -1425,7 +1459,8 @@ static void runUnit(const Opts *pOpt, Unit *pU, const int *aSel, int nSel,
   for(k=0; k<nSel; k++){
     if( pU->iState>=0 && aSel[k]!=pU->iState ) continue;
     regionBuild(&reg, &aStateDef[aSel[k]], aCount[k], pOpt->iSeed, pOpt->rVert);
-    regionWrite(&reg, &sink, pOpt->bVerbose && pU->iState>=0);
+    regionWrite(&reg, &sink,
+                pOpt->bVerbose && (pU->iState>=0 || pOpt->eNational==2));
     regionFree(&reg);
   }
   pU->nTract = sink.nRec;
@@ -1704,8 +1739,7 @@ static int wktParse(const char *z, Shape *pS, int bKeep){
 }
 
 /* Apply one FIELD=VALUE override */
-static int attrOverride(TractAttr *pA, const char *zKv, int *pbAland,
-                        int *pbName){
+static int attrOverride(TractAttr *pA, const char *zKv, int *pbAland){
   const char *zEq = strchr(zKv, '=');
   const char *zV;
   int n;
@@ -1718,10 +1752,7 @@ static int attrOverride(TractAttr *pA, const char *zKv, int *pbAland,
   else if( IS("TRACTCE") ) snprintf(pA->zTractce, sizeof(pA->zTractce), "%s", zV);
   else if( IS("AFFGEOID") ) snprintf(pA->zAffgeoid, sizeof(pA->zAffgeoid), "%s", zV);
   else if( IS("GEOID") ) snprintf(pA->zGeoid, sizeof(pA->zGeoid), "%s", zV);
-  else if( IS("NAME") ){
-    snprintf(pA->zName, sizeof(pA->zName), "%s", zV);
-    *pbName = 1;
-  }
+  else if( IS("NAME") ) snprintf(pA->zName, sizeof(pA->zName), "%s", zV);
   else if( IS("LSAD") ) snprintf(pA->zLsad, sizeof(pA->zLsad), "%s", zV);
   else if( IS("ALAND") ){ pA->rAland = strtod(zV, 0); *pbAland = 1; }
   else if( IS("AWATER") ) pA->rAwater = strtod(zV, 0);
@@ -1747,7 +1778,7 @@ static int runFromFile(const Opts *pOpt){
   while( (nLine = getline(&zLine, &nAlloc, in))>=0 ){
     char *zGeoid, *zWkt, *zTab, *zRest;
     TractAttr attr;
-    int bAland = 0, bName = 0;
+    int bAland = 0;
     iLine++;
     while( nLine>0 && (zLine[nLine-1]=='\n' || zLine[nLine-1]=='\r') ){
       zLine[--nLine] = 0;
@@ -1772,7 +1803,7 @@ static int runFromFile(const Opts *pOpt){
     while( zRest ){
       char *zNext = strchr(zRest, '\t');
       if( zNext ) *(zNext++) = 0;
-      if( *zRest && !attrOverride(&attr, zRest, &bAland, &bName) ){
+      if( *zRest && !attrOverride(&attr, zRest, &bAland) ){
         fatal("%s:%d: bad FIELD=VALUE column: %s", pOpt->zFrom, iLine, zRest);
       }
       zRest = zNext;
@@ -1781,7 +1812,6 @@ static int runFromFile(const Opts *pOpt){
       attr.rAland = (eType==SHPT_POLYGON && !s.bNull)
                     ? floor(shapeAreaM2(&s)+0.5) : 0.0;
     }
-    (void)bName;
     if( !bOpen ){
       char *zBase = pOpt->zName ? xmprintf("%s", pOpt->zName)
                   : xmprintf("cb_%d_%.2s_tract_500k", pOpt->iYear, zGeoid);
