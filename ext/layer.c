@@ -27,7 +27,10 @@
 ** How it works
 **
 **   Each file is read and checked completely in memory first (shpzip.c),
-**   before anything is written. Then, inside one SAVEPOINT, the rows of
+**   before anything is written. Reader threads (the threads setting) read
+**   and validate the next files while this thread writes the current one;
+**   they never touch SQLite. A lone file is validated on that many threads
+**   instead. Then, inside one SAVEPOINT, the rows of
 **   every state the file holds are deleted and the new ones inserted. Any
 **   failure rolls the savepoint back, so a file is loaded whole or not at
 **   all, and loading a state again replaces it.
@@ -48,6 +51,7 @@
 #include "tracts_sql.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,7 +257,7 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
   sqlite3 *db = pTab->pConn->db;
   const TrLayer *L = pTab->pLayer;
   int iGroup = fieldIndex(L, L->zGroup), iKey = fieldIndex(L, L->zKey);
-  sqlite3_stmt *pIns = 0, *pBox = 0, *pDel = 0, *pFile = 0;
+  sqlite3_stmt *pIns = 0, *pBox = 0, *pDel = 0, *pDelBox = 0, *pFile = 0;
   sqlite3_str *pStates = sqlite3_str_new(db);
   char *zSql = 0, *zMsg = 0;
   int rc, i, nState = 0;
@@ -264,6 +268,18 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
   rc = sqlite3_exec(db, "SAVEPOINT tracts_load", 0, 0, 0);
   if( rc ){ loadErr(pzErr, zFile, sqlite3_errmsg(db)); sqlite3_free(sqlite3_str_finish(pStates)); return rc; }
   rc = trLayerEnsureSchema(db, L, &zMsg);
+  if( rc ) goto fail;
+  /* The change triggers cost a statement per row (a third of the write
+  ** time): drop them for this savepoint, keep the R*Tree by hand, bump the
+  ** generation once, and create them again before the release. */
+  zSql = sqlite3_mprintf("DROP TRIGGER main.\"%w_changed_i\";"
+                         "DROP TRIGGER main.\"%w_changed_u\";"
+                         "DROP TRIGGER main.\"%w_changed_d\";"
+                         "UPDATE main.tracts_layers SET generation=generation+1 "
+                         "WHERE layer=%Q", L->zTable, L->zTable, L->zTable,
+                         L->zName);
+  rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
   if( rc ) goto fail;
 
   /* statements */
@@ -283,6 +299,12 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
   zSql = sqlite3_mprintf("INSERT OR REPLACE INTO main.\"%w_rtree\" "
                          "VALUES(?,?,?,?,?)", L->zTable);
   rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pBox, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  if( rc ) goto fail;
+  zSql = sqlite3_mprintf("DELETE FROM main.\"%w_rtree\" WHERE id IN "
+                         "(SELECT rowid FROM main.\"%w\" WHERE \"%w\"=?1)",
+                         L->zTable, L->zTable, L->zGroup);
+  rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pDelBox, 0) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) goto fail;
   zSql = sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE \"%w\"=?1",
@@ -329,8 +351,12 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
     if( nState>0 ) sqlite3_str_appendchar(pStates, 1, ',');
     sqlite3_str_appendall(pStates, zG);
     azSeen[nState++] = zG;
+    sqlite3_bind_text(pDelBox, 1, zG, -1, SQLITE_STATIC);
     sqlite3_bind_text(pDel, 1, zG, -1, SQLITE_STATIC);
-    if( sqlite3_step(pDel)!=SQLITE_DONE ){ rc = SQLITE_ERROR; goto fail_db; }
+    if( sqlite3_step(pDelBox)!=SQLITE_DONE || sqlite3_step(pDel)!=SQLITE_DONE ){
+      rc = SQLITE_ERROR; goto fail_db;
+    }
+    sqlite3_reset(pDelBox);
     sqlite3_reset(pDel);
   }
 
@@ -369,7 +395,7 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
     }
     sqlite3_reset(pIns);
     iRowid = sqlite3_last_insert_rowid(db);
-    trBlobRings(r->pBlob, r->nBlob, aBox, 0, 0);
+    memcpy(aBox, r->geom.aBox, sizeof(aBox));
     sqlite3_bind_int64(pBox, 1, iRowid);
     sqlite3_bind_double(pBox, 2, aBox[0]);
     sqlite3_bind_double(pBox, 3, aBox[2]);
@@ -409,7 +435,10 @@ static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
   }
 
   sqlite3_finalize(pIns); sqlite3_finalize(pBox); sqlite3_finalize(pDel);
-  sqlite3_finalize(pFile);
+  sqlite3_finalize(pDelBox); sqlite3_finalize(pFile);
+  pIns = pBox = pDel = pDelBox = pFile = 0;
+  rc = trLayerEnsureSchema(db, L, &zMsg);             /* the triggers */
+  if( rc ) goto fail;
   rc = sqlite3_exec(db, "RELEASE tracts_load", 0, 0, 0);
   if( rc ){
     loadErr(pzErr, zFile, sqlite3_errmsg(db));
@@ -432,32 +461,144 @@ fail:
   loadErr(pzErr, zFile, zMsg ? zMsg : "out of memory");
   sqlite3_free(zMsg);
   sqlite3_finalize(pIns); sqlite3_finalize(pBox); sqlite3_finalize(pDel);
-  sqlite3_finalize(pFile);
+  sqlite3_finalize(pDelBox); sqlite3_finalize(pFile);
   sqlite3_exec(db, "ROLLBACK TO tracts_load; RELEASE tracts_load", 0, 0, 0);
   sqlite3_free(sqlite3_str_finish(pStates));
   return rc ? rc : SQLITE_ERROR;
 }
 
-/* Load one file into pRow; on failure pRow->zError says why. Returns an
-** SQLite code (SQLITE_NOMEM and SQLITE_INTERRUPT stop everything). */
-static int loadOne(LoadVtab *pTab, const char *zFile, LoadRow *pRow){
-  TractsConn *pConn = pTab->pConn;
-  TrShapes shp;
-  double t0 = nowSeconds();
-  int rc;
-  pRow->zFile = sqlite3_mprintf("%s", zFile);
-  if( pRow->zFile==0 ) return SQLITE_NOMEM;
-  if( trShapesRead(&shp, pTab->pLayer, zFile,
-                   (int)trConfigInt(pConn, TR_SET_REPAIR),
-                   (int)trConfigInt(pConn, TR_SET_THREADS)) ){
-    pRow->zError = sqlite3_mprintf("load_tracts: %s: %s", zFile, shp.zErr);
-    rc = SQLITE_ERROR;
-  }else{
-    rc = loadWrite(pTab, zFile, &shp, pRow, &pRow->zError);
-    trShapesFree(&shp);
+/* ---- reading ahead on threads --------------------------------------- */
+
+/* One file of a load: read (and validated) by a reader thread, then
+** written by the thread that runs the statement. */
+typedef struct LoadJob LoadJob;
+struct LoadJob {
+  const char *zFile;   /* path (owned by the caller) */
+  TrShapes shp;        /* what was read */
+  int rc;              /* trShapesRead's result */
+  int bDone;           /* shp and rc are ready */
+  double t0;           /* when reading started */
+};
+
+/* Reader threads and the writer share this, under mu. */
+typedef struct LoadPool LoadPool;
+struct LoadPool {
+  pthread_mutex_t mu;  /* guards every field below and bDone of jobs */
+  pthread_cond_t cv;   /* signalled when a job is done or consumed */
+  LoadJob *aJob;       /* the files, in load order */
+  int nJob;            /* entries in aJob */
+  int iNext;           /* next job a reader takes */
+  int iWritten;        /* jobs the writer has finished with */
+  int nAhead;          /* how many jobs may be read ahead of the writer */
+  int bStop;           /* readers stop taking jobs */
+  const TrLayer *pLayer;
+  int bRepair;         /* repair setting */
+  int nThread;         /* threads for a lone file's validation */
+};
+
+static void *loadReader(void *pArg){
+  LoadPool *p = (LoadPool*)pArg;
+  for(;;){
+    LoadJob *j;
+    pthread_mutex_lock(&p->mu);
+    while( !p->bStop && p->iNext<p->nJob && p->iNext - p->iWritten>=p->nAhead ){
+      pthread_cond_wait(&p->cv, &p->mu);
+    }
+    if( p->bStop || p->iNext>=p->nJob ){
+      pthread_mutex_unlock(&p->mu);
+      return 0;
+    }
+    j = &p->aJob[p->iNext++];
+    pthread_mutex_unlock(&p->mu);
+    j->t0 = nowSeconds();
+    j->rc = trShapesRead(&j->shp, p->pLayer, j->zFile, p->bRepair,
+                         p->nJob==1 ? p->nThread : 1);
+    pthread_mutex_lock(&p->mu);
+    j->bDone = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
   }
-  pRow->rSeconds = nowSeconds() - t0;
-  if( rc && pRow->zError==0 ) return SQLITE_NOMEM;
+}
+
+/* Load the files azFile[0..nFile-1] into aRow[]. Files are read and
+** validated by reader threads (the threads setting) ahead of this thread,
+** which writes each in turn, in order. A file's failure is in its row;
+** with bStopOnError the first failure ends the load. Returns SQLITE_OK,
+** SQLITE_NOMEM, SQLITE_INTERRUPT, or the failing file's code when
+** bStopOnError. */
+static int loadFiles(LoadVtab *pTab, char **azFile, int nFile, LoadRow *aRow,
+                     int bStopOnError){
+  TractsConn *pConn = pTab->pConn;
+  LoadPool pool;
+  pthread_t aTid[64];
+  int nThread = (int)trConfigInt(pConn, TR_SET_THREADS);
+  int nReader, nStarted = 0, i, rc = SQLITE_OK;
+  memset(&pool, 0, sizeof(pool));
+  pool.aJob = sqlite3_malloc64(sizeof(LoadJob)*(sqlite3_uint64)nFile);
+  if( pool.aJob==0 ) return SQLITE_NOMEM;
+  memset(pool.aJob, 0, sizeof(LoadJob)*(size_t)nFile);
+  for(i=0; i<nFile; i++) pool.aJob[i].zFile = azFile[i];
+  pool.nJob = nFile;
+  pool.pLayer = pTab->pLayer;
+  pool.bRepair = (int)trConfigInt(pConn, TR_SET_REPAIR);
+  pool.nThread = nThread;
+  nReader = nFile==1 ? 1 : (nThread < nFile ? nThread : nFile);
+  if( nReader>64 ) nReader = 64;
+  pool.nAhead = nReader + 1;
+  pthread_mutex_init(&pool.mu, 0);
+  pthread_cond_init(&pool.cv, 0);
+  for(i=0; i<nReader; i++){
+    if( pthread_create(&aTid[i], 0, loadReader, &pool) ) break;
+    nStarted++;
+  }
+  for(i=0; i<nFile; i++){
+    LoadJob *j = &pool.aJob[i];
+    LoadRow *pRow = &aRow[i];
+    pRow->zFile = sqlite3_mprintf("%s", j->zFile);
+    if( pRow->zFile==0 ){ rc = SQLITE_NOMEM; break; }
+    if( nStarted==0 ){
+      /* no thread could start: read here */
+      j->t0 = nowSeconds();
+      j->rc = trShapesRead(&j->shp, pool.pLayer, j->zFile, pool.bRepair, 1);
+      j->bDone = 1;
+    }
+    pthread_mutex_lock(&pool.mu);
+    while( !j->bDone ) pthread_cond_wait(&pool.cv, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+    if( trInterrupted(pConn->db) ){
+      rc = SQLITE_INTERRUPT;
+      break;
+    }
+    if( j->rc ){
+      pRow->zError = sqlite3_mprintf("load_tracts: %s: %s", j->zFile,
+                                     j->shp.zErr);
+      rc = pRow->zError ? SQLITE_ERROR : SQLITE_NOMEM;
+    }else{
+      rc = loadWrite(pTab, j->zFile, &j->shp, pRow, &pRow->zError);
+      if( rc && pRow->zError==0 ) rc = SQLITE_NOMEM;
+    }
+    trShapesFree(&j->shp);
+    pRow->rSeconds = nowSeconds() - j->t0;
+    pthread_mutex_lock(&pool.mu);
+    pool.iWritten = i+1;
+    pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
+    if( rc==SQLITE_NOMEM || rc==SQLITE_INTERRUPT ) break;
+    if( rc && bStopOnError ) break;
+    rc = SQLITE_OK;
+  }
+  /* stop the readers, wait for them, drop what they read ahead */
+  pthread_mutex_lock(&pool.mu);
+  pool.bStop = 1;
+  pthread_cond_broadcast(&pool.cv);
+  pthread_mutex_unlock(&pool.mu);
+  for(i=0; i<nStarted; i++) pthread_join(aTid[i], 0);
+  for(i=0; i<nFile; i++){
+    if( pool.aJob[i].bDone ) trShapesFree(&pool.aJob[i].shp);
+  }
+  pthread_cond_destroy(&pool.cv);
+  pthread_mutex_destroy(&pool.mu);
+  sqlite3_free(pool.aJob);
   return rc;
 }
 
@@ -548,34 +689,32 @@ static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
       return SQLITE_ERROR;
     }
     c->aRow = sqlite3_malloc64(sizeof(LoadRow)*(sqlite3_uint64)n);
-    if( c->aRow==0 ) rc = SQLITE_NOMEM;
-    else memset(c->aRow, 0, sizeof(LoadRow)*(size_t)n);
-    for(i=0; i<n && rc==SQLITE_OK; i++){
-      if( trInterrupted(pTab->pConn->db) ){ rc = SQLITE_INTERRUPT; break; }
-      c->nRow = i+1;
-      rc = loadOne(pTab, az[i], &c->aRow[i]);
-      if( rc==SQLITE_NOMEM || rc==SQLITE_INTERRUPT ){
-        if( c->aRow[i].zError ){
-          pTab->base.zErrMsg = c->aRow[i].zError;
-          c->aRow[i].zError = 0;
-        }
-        break;
+    if( c->aRow==0 ){
+      rc = SQLITE_NOMEM;
+    }else{
+      memset(c->aRow, 0, sizeof(LoadRow)*(size_t)n);
+      c->nRow = n;
+      rc = loadFiles(pTab, az, n, c->aRow, 0);
+      if( rc==SQLITE_INTERRUPT ){
+        pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: interrupted");
       }
-      rc = SQLITE_OK;     /* this file's error is in its row */
     }
     for(i=0; i<n; i++) sqlite3_free(az[i]);
     sqlite3_free(az);
-    if( rc==SQLITE_INTERRUPT && pTab->base.zErrMsg==0 ){
-      pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: interrupted");
-    }
     return rc;
   }
   c->aRow = sqlite3_malloc(sizeof(LoadRow));
   if( c->aRow==0 ) return SQLITE_NOMEM;
   memset(c->aRow, 0, sizeof(LoadRow));
   c->nRow = 1;
-  rc = loadOne(pTab, zPath, &c->aRow[0]);
-  if( rc ){
+  {
+    char *azOne[1];
+    azOne[0] = (char*)zPath;
+    rc = loadFiles(pTab, azOne, 1, c->aRow, 1);
+  }
+  if( rc==SQLITE_INTERRUPT ){
+    pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: interrupted");
+  }else if( rc ){
     pTab->base.zErrMsg = c->aRow[0].zError;
     c->aRow[0].zError = 0;
   }

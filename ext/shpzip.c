@@ -255,8 +255,13 @@ static void *valThread(void *pArg){
       snprintf(j->zErr, sizeof(j->zErr), "out of memory");
       break;
     }
-    /* the index is built from the blob: drop the arrays now */
-    trGeomFree(&r->geom);
+    /* the blob holds the geometry now: drop the arrays, keep the box */
+    {
+      double aBox[4];
+      memcpy(aBox, r->geom.aBox, sizeof(aBox));
+      trGeomFree(&r->geom);
+      memcpy(r->geom.aBox, aBox, sizeof(aBox));
+    }
   }
   GEOS_finish_r(h);
   return 0;

@@ -76,6 +76,10 @@ int trGeomFromBlob(TrGeom *p, const unsigned char *pBlob, int nBlob);
 GEOSGeometry *trGeomToGeos(GEOSContextHandle_t h, const TrGeom *p);
 int trGeomFromGeos(GEOSContextHandle_t h, const GEOSGeometry *g, TrGeom *p);
 
+/* 1 if p is proven valid (OGC) by a fast exact-filtered check, 0 if that
+** could not be proven (GEOS must decide). Never 1 for an invalid p. */
+int trGeomProvenValid(const TrGeom *p);
+
 /* Check p with GEOS; if it is invalid and bRepair, replace it with the
 ** polygonal part of GEOSMakeValid. Returns 0 valid, 1 repaired, -1 invalid
 ** and not repaired (reason in zErr[nErr]), -2 GEOS failure (zErr). */
@@ -121,7 +125,7 @@ const TrLayer *trLayerFind(const char *zName);
 typedef struct TrRecord TrRecord;
 struct TrRecord {
   char **azAttr;       /* pLayer->nField strings, one malloc block */
-  TrGeom geom;         /* the polygons */
+  TrGeom geom;         /* the polygons; after validation only aBox */
   unsigned char *pBlob;/* SpatiaLite blob, made by trShapesFinish */
   int nBlob;
   int bRepaired;       /* geometry was repaired by GEOS */

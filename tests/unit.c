@@ -336,7 +336,101 @@ static void testBadRings(void){
   pipFree(p);
 }
 
+/* The fast validity proof never clears a polygon GEOS finds invalid. */
+static int geosValid(GEOSContextHandle_t h, const TrGeom *g){
+  GEOSGeometry *p = trGeomToGeos(h, g);
+  int v = p ? GEOSisValid_r(h, p) : -1;
+  if( p ) GEOSGeom_destroy_r(h, p);
+  return v;
+}
+
+static void checkProof(GEOSContextHandle_t h, const char *zName, int nPart,
+                       const int *aPart, int nPt, const double *aX,
+                       const double *aY, int expectProven){
+  TrGeom g;
+  const char *zErr = 0;
+  int proven, valid;
+  if( trGeomFromRings(&g, nPart, aPart, nPt, aX, aY, &zErr) ){
+    CHECK(expectProven==0, "%s: not assembled (%s)", zName, zErr);
+    return;
+  }
+  proven = trGeomProvenValid(&g);
+  valid = geosValid(h, &g);
+  CHECK(!proven || valid==1, "%s: proven valid but GEOS says %d", zName, valid);
+  if( expectProven>=0 ){
+    CHECK(proven==expectProven, "%s: proven=%d expected %d (GEOS %d)", zName,
+          proven, expectProven, valid);
+  }
+  trGeomFree(&g);
+}
+
+static void testValidityProof(void){
+  TrGeosErr err;
+  GEOSContextHandle_t h = trGeosInit(&err);
+  int i;
+  /* shapefile rings: outer clockwise, holes counter-clockwise */
+  { double x[] = {0,0,1,1,0}, y[] = {0,1,1,0,0}; int pt[] = {0};
+    checkProof(h, "square", 1, pt, 5, x, y, 1); }
+  { double x[] = {0,1,1,0,0}, y[] = {0,1,0,1,0}; int pt[] = {0};
+    checkProof(h, "bow-tie", 1, pt, 5, x, y, 0); }
+  { double x[] = {0,0,1,1,0, .2,.4,.4,.2,.2}, y[] = {0,1,1,0,0, .2,.2,.4,.4,.2};
+    int pt[] = {0,5};
+    checkProof(h, "square with hole", 2, pt, 10, x, y, 1); }
+  { double x[] = {0,0,1,1,0, 0,.4,.4,0,0}, y[] = {0,1,1,0,0, .2,.2,.4,.4,.2};
+    int pt[] = {0,5};
+    checkProof(h, "hole touching shell along an edge", 2, pt, 10, x, y, 0); }
+  { double x[] = {0,0,1,1,0, 0,.4,.4,0}, y[] = {0,1,1,0,0, .5,.2,.4,.5};
+    int pt[] = {0,5};
+    checkProof(h, "hole touching shell at a vertex", 2, pt, 9, x, y, 0); }
+  { double x[] = {0,0,1,1,0, .5,.5,1.5,1.5,.5}, y[] = {0,1,1,0,0, .5,1.5,1.5,.5,.5};
+    int pt[] = {0,5};
+    checkProof(h, "overlapping shells", 2, pt, 10, x, y, 0); }
+  { double x[] = {0,0,3,3,0, 1,1,2,2,1}, y[] = {0,3,3,0,0, 1,2,2,1,1};
+    int pt[] = {0,5};
+    checkProof(h, "shell inside shell", 2, pt, 10, x, y, 0); }
+  { double x[] = {0,0,1,1,0, 2,2,3,3,2}, y[] = {0,1,1,0,0, 0,1,1,0,0};
+    int pt[] = {0,5};
+    checkProof(h, "two islands", 2, pt, 10, x, y, 1); }
+  { double x[] = {0,0,1,1,0, 1,1,2,2,1}, y[] = {0,1,1,0,0, 0,1,1,0,0};
+    int pt[] = {0,5};
+    checkProof(h, "shells sharing an edge", 2, pt, 10, x, y, 0); }
+  { double x[] = {0,0,1,2,1,1,0}, y[] = {0,1,1,1,1,0,0}; int pt[] = {0};
+    checkProof(h, "spike", 1, pt, 7, x, y, 0); }
+  { double x[] = {0,0,0,1,1,0}, y[] = {0,1,1,1,0,0}; int pt[] = {0};
+    checkProof(h, "repeated point", 1, pt, 6, x, y, 1); }
+  { double x[] = {0,0,1,1,0, .1,.1,.3,.3,.1, .2,.2,.25,.25,.2};
+    double y[] = {0,1,1,0,0, .1,.3,.3,.1,.1, .15,.25,.25,.15,.15};
+    int pt[] = {0,5,10};
+    checkProof(h, "hole inside hole", 3, pt, 15, x, y, -1); }
+  { double x[] = {0,0,4,4,0, 1,3,3,1,1, 1.5,1.5,2.5,2.5,1.5};
+    double y[] = {0,4,4,0,0, 1,1,3,3,1, 1.5,2.5,2.5,1.5,1.5};
+    int pt[] = {0,5,10};
+    checkProof(h, "island in a lake", 3, pt, 15, x, y, 1); }
+  /* random star polygons and random scribbles */
+  {
+  int nPassBefore = nPass, nFailBefore = nFail, nProven = 0;
+  for(i=0; i<3000; i++){
+    double x[40], y[40];
+    int n = 4 + (int)(rnd()%30), k, pt[] = {0};
+    int bStar = (i%2)==0;
+    for(k=0; k<n-1; k++){
+      double a = -2*3.141592653589793*k/(n-1), r = bStar ? 0.5+frand() : frand();
+      x[k] = bStar ? r*cos(a) : frand(); y[k] = bStar ? r*sin(a) : frand();
+      if( (rnd()%7)==0 && k>0 ){ x[k] = x[k-1]; y[k] = y[k-1] + (rnd()%2 ? 0 : 1e-17); }
+    }
+    x[n-1] = x[0]; y[n-1] = y[0];
+    checkProof(h, bStar ? "random star" : "random scribble", 1, pt, n, x, y, -1);
+  }
+  (void)nProven;
+  nPass = nPassBefore;
+  CHECK(nFail==nFailBefore, "3000 random polygons: proven valid only when "
+        "GEOS agrees");
+  }
+  GEOS_finish_r(h);
+}
+
 int main(void){
+  testValidityProof();
   testBlob();
   testBadRings();
   testGrid(3, -71.5, 41.5, 0.3, 4, 20000, 0, 1);
