@@ -92,7 +92,6 @@ demo: deps-test
 	@sh examples/demo.sh
 
 bench: deps-bench
-	@$(MAKE) --no-print-directory all tools
 	@sh bench/run.sh
 
 install: all

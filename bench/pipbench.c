@@ -37,7 +37,7 @@ int main(int argc, char **argv){
   PipBuilder *pB;
   PipIndex *pIdx;
   Feed feed;
-  double t0, tBuild, tLook, *aPt = 0;
+  double t0, tRead, tBuild, tLook, *aPt = 0;
   size_t nPt = 0, nAlloc = 0, nVert = 0, i;
   uint64_t sum = 0;
   int64_t nHit = 0;
@@ -62,6 +62,7 @@ int main(int argc, char **argv){
   }
   sqlite3_finalize(st);
   sqlite3_close(db);
+  tRead = now() - t0;
   pIdx = pipBuild(pB);
   tBuild = now() - t0;
   if( pIdx==0 ){ fprintf(stderr, "out of memory\n"); return 1; }
@@ -84,10 +85,10 @@ int main(int argc, char **argv){
   }
   tLook = now() - t0;
   pipStats(pIdx, zStat, sizeof(zStat));
-  printf("polygons=%u vertices~%zu raw_bytes=%zu index_bytes=%zu ratio=%.2f "
-         "build_s=%.2f points=%zu hits=%lld lookups_per_s=%.0f checksum=%016llx\n",
+  printf("polygons=%u vertices=%zu raw_bytes=%zu index_bytes=%zu ratio=%.2f "
+         "read_s=%.2f build_s=%.2f points=%zu hits=%lld lookups_per_s=%.0f checksum=%016llx\n",
          feed.iPoly, nVert, nVert*16, pipBytes(pIdx),
-         (double)pipBytes(pIdx)/(double)(nVert*16), tBuild, nPt,
+         (double)pipBytes(pIdx)/(double)(nVert*16), tRead, tBuild, nPt,
          (long long)nHit, (double)nPt/tLook, (unsigned long long)sum);
   printf("%s\n", zStat);
   pipFree(pIdx);

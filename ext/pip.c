@@ -64,9 +64,11 @@
 #include "tracts_int.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define TAG_EMPTY 0u
 #define TAG_FULL  1u
@@ -132,6 +134,8 @@ struct PipBuilder {
   size_t nNode, nNodeAlloc;
   size_t nEdgeRef, nLeafCell, nFullCell;
   int bOom;
+  int nThread;        /* threads for the root's cells */
+  int bShared;        /* v and edgePoly belong to another builder */
 };
 
 PipBuilder *pipBuilderNew(void){
@@ -140,8 +144,10 @@ PipBuilder *pipBuilderNew(void){
 
 void pipBuilderFree(PipBuilder *p){
   if( p==0 ) return;
-  free(p->v.a);
-  free(p->edgePoly.a);
+  if( !p->bShared ){
+    free(p->v.a);
+    free(p->edgePoly.a);
+  }
   free(p->cell.a);
   free(p->leaf.a);
   free(p->aNode);
@@ -475,6 +481,134 @@ static uint32_t makeLeaf(PipBuilder *b, int64_t rx, int64_t ry,
   return WORD(TAG_LEAF, off);
 }
 
+static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
+                          const uint32_t *aE, size_t nE,
+                          int64_t rx, int64_t ry, const U32Vec *s);
+
+/* Work of one thread building a share of the root's cells. */
+typedef struct RootJob RootJob;
+struct RootJob {
+  PipBuilder sub;         /* own pools; v and edgePoly shared (bShared) */
+  int iFirst, iLast;      /* root cells [iFirst, iLast) */
+  uint32_t *aWord;        /* their words, relative to sub's pools */
+  int64_t x0, y0;         /* the root's corner */
+  int cs, n;              /* cell shift and cells per side */
+  const uint32_t *aChildE;
+  const size_t *aOff;
+  const int64_t *aRef;
+  const U32Vec *aSet;
+};
+
+static void *rootThread(void *pArg){
+  RootJob *j = (RootJob*)pArg;
+  int i;
+  for(i=j->iFirst; i<j->iLast && !j->sub.bOom; i++){
+    int ii = i % j->n, jj = i / j->n;
+    j->aWord[i - j->iFirst] = buildCell(&j->sub,
+        j->x0 + ((int64_t)ii<<j->cs), j->y0 + ((int64_t)jj<<j->cs), j->cs,
+        j->aChildE + j->aOff[i], j->aOff[i+1] - j->aOff[i],
+        j->aRef[2*i], j->aRef[2*i+1], &j->aSet[i]);
+  }
+  return 0;
+}
+
+/* Move a word of a sub-builder into b's numbering. */
+static uint32_t relocate(uint32_t w, size_t nodeOff, size_t leafOff){
+  if( TAG(w)==TAG_CHILD ) return WORD(TAG_CHILD, PAYLOAD(w) + nodeOff);
+  if( TAG(w)==TAG_LEAF ) return WORD(TAG_LEAF, PAYLOAD(w) + leafOff);
+  return w;
+}
+
+/* Build the root's n*n cells on b->nThread threads, each over a contiguous
+** range of cells holding about the same number of edges, then append their
+** pools to b's, renumbering node and leaf references. Returns 0, or 1 with
+** b->bOom set. The index is the same as a one-thread build's but for the
+** order of its pools. */
+static int buildRootChildren(PipBuilder *b, int64_t x0, int64_t y0, int cs,
+                             int n, const uint32_t *aChildE,
+                             const size_t *aOff, const int64_t *aRef,
+                             const U32Vec *aSet, size_t iBase){
+  int nT = b->nThread, t, i, nCell = n*n, nStarted = 0;
+  RootJob *aJob = calloc((size_t)nT, sizeof(RootJob));
+  pthread_t *aTid = calloc((size_t)nT, sizeof(pthread_t));
+  size_t nTotal = aOff[nCell], acc = 0;
+  int rc = 0;
+  if( aJob==0 || aTid==0 ){ free(aJob); free(aTid); b->bOom = 1; return 1; }
+  /* split by edge count */
+  for(t=0, i=0; t<nT; t++){
+    RootJob *j = &aJob[t];
+    size_t target = nTotal*(size_t)(t+1)/(size_t)nT;
+    j->iFirst = i;
+    while( i<nCell && (t==nT-1 || acc<target) ){ acc += aOff[i+1]-aOff[i]; i++; }
+    j->iLast = i;
+    j->aWord = calloc((size_t)(j->iLast - j->iFirst + 1), sizeof(uint32_t));
+    if( j->aWord==0 ) b->bOom = 1;
+    j->sub.v = b->v;
+    j->sub.edgePoly = b->edgePoly;
+    j->sub.bShared = 1;
+    j->sub.nPoly = b->nPoly;
+    j->x0 = x0; j->y0 = y0; j->cs = cs; j->n = n;
+    j->aChildE = aChildE; j->aOff = aOff; j->aRef = aRef; j->aSet = aSet;
+  }
+  if( !b->bOom ){
+    for(t=1; t<nT; t++){
+      if( pthread_create(&aTid[t], 0, rootThread, &aJob[t]) ) break;
+      nStarted++;
+    }
+    rootThread(&aJob[0]);
+    for(t=nStarted+1; t<nT; t++) rootThread(&aJob[t]);   /* not started */
+    for(t=1; t<=nStarted; t++) pthread_join(aTid[t], 0);
+  }
+  for(t=0; t<nT; t++){
+    RootJob *j = &aJob[t];
+    size_t nodeOff = b->nNode, cellOff = b->cell.n, leafOff = b->leaf.n, k;
+    if( j->sub.bOom ) b->bOom = 1;
+    if( b->bOom ) continue;
+    /* append pools */
+    if( b->nNode + j->sub.nNode > b->nNodeAlloc ){
+      size_t nNew = b->nNode + j->sub.nNode + 64;
+      PipNode *a = realloc(b->aNode, nNew*sizeof(PipNode));
+      if( a==0 ){ b->bOom = 1; continue; }
+      b->aNode = a;
+      b->nNodeAlloc = nNew;
+    }
+    if( vecReserve(&b->cell, j->sub.cell.n) || vecReserve(&b->leaf, j->sub.leaf.n)
+     || b->leaf.n + j->sub.leaf.n > MAX_PAYLOAD
+     || b->nNode + j->sub.nNode > MAX_PAYLOAD ){
+      b->bOom = 1; continue;
+    }
+    for(k=0; k<j->sub.nNode; k++){
+      PipNode nd = j->sub.aNode[k];
+      nd.iBase = (uint32_t)(nd.iBase + cellOff);
+      b->aNode[b->nNode++] = nd;
+    }
+    for(k=0; k<j->sub.cell.n; k++){
+      b->cell.a[b->cell.n++] = relocate(j->sub.cell.a[k], nodeOff, leafOff);
+    }
+    if( j->sub.leaf.n ){
+      memcpy(b->leaf.a + b->leaf.n, j->sub.leaf.a, j->sub.leaf.n*sizeof(uint32_t));
+    }
+    b->leaf.n += j->sub.leaf.n;
+    for(i=j->iFirst; i<j->iLast; i++){
+      b->cell.a[iBase + (size_t)i] = relocate(j->aWord[i - j->iFirst],
+                                              nodeOff, leafOff);
+    }
+    b->nEdgeRef += j->sub.nEdgeRef;
+    b->nLeafCell += j->sub.nLeafCell;
+    b->nFullCell += j->sub.nFullCell;
+  }
+  for(t=0; t<nT; t++){
+    free(aJob[t].aWord);
+    free(aJob[t].sub.cell.a);
+    free(aJob[t].sub.leaf.a);
+    free(aJob[t].sub.aNode);
+  }
+  free(aJob);
+  free(aTid);
+  if( b->bOom ) rc = 1;
+  return rc;
+}
+
 /* Build the cell [x0, x0+2^shift)^2 holding edges aE (sorted), reference
 ** point (rx,ry) with polygon set s. Returns its word. */
 static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
@@ -597,14 +731,20 @@ static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
     }
   }
 
-  /* the cells themselves */
-  for(i=0; i<n*n; i++){
-    int ii = i % n, jj = i / n;
-    uint32_t w = buildCell(b, x0 + ((int64_t)ii<<cs), y0 + ((int64_t)jj<<cs),
-                           cs, aChildE + aOff[i], aOff[i+1]-aOff[i],
-                           aRef[2*i], aRef[2*i+1], &aSet[i]);
-    if( b->bOom ) goto done;
-    b->cell.a[iBase + (size_t)i] = w;
+  /* the cells themselves: the root's on several threads */
+  if( shift==32 && b->nThread>1 && nE>100000 ){
+    if( buildRootChildren(b, x0, y0, cs, n, aChildE, aOff, aRef, aSet, iBase) ){
+      goto done;
+    }
+  }else{
+    for(i=0; i<n*n; i++){
+      int ii = i % n, jj = i / n;
+      uint32_t w = buildCell(b, x0 + ((int64_t)ii<<cs), y0 + ((int64_t)jj<<cs),
+                             cs, aChildE + aOff[i], aOff[i+1]-aOff[i],
+                             aRef[2*i], aRef[2*i+1], &aSet[i]);
+      if( b->bOom ) goto done;
+      b->cell.a[iBase + (size_t)i] = w;
+    }
   }
   result = WORD(TAG_CHILD, nNode);
 done:
@@ -631,6 +771,10 @@ PipIndex *pipBuild(PipBuilder *b){
     if( b->edgePoly.a[i]!=NONE ) aE[nE++] = (uint32_t)i;
   }
   if( nVert>0xfffffff0u ) goto fail;
+  if( b->nThread==0 ){
+    long nCpu = sysconf(_SC_NPROCESSORS_ONLN);
+    b->nThread = nCpu<1 ? 1 : nCpu>16 ? 16 : (int)nCpu;
+  }
   root = buildCell(b, 0, 0, 32, aE, nE, 0xffffffffLL, 0xffffffffLL, &s);
   free(aE);
   aE = 0;

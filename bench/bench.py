@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""make bench: national-scale figures for tracts, peers measured in the same run.
+
+    /usr/bin/python3 bench/bench.py [--runs 3] [--points 1000000]
+
+Data (made once under build/bench/, deterministic): the 52 state tract zips
+and the national zip of tools/gentracts.c (74,000 tracts, ~15M vertices),
+and a 1M-point table clustered like businesses (tools/genpoints.c).
+
+Measured, each the median of --runs runs, on a fresh database each time:
+
+  load   load_tracts on the 52 state zips; on the national zip;
+         ogr2ogr -f SQLite -dsco SPATIALITE=YES from /vsizip/ on the
+         national zip, and once per state zip (-append), as GDAL users do.
+  index  build time and bytes of the point-in-polygon index against the raw
+         coordinate bytes (bench/pipbench.c, no SQL), and its raw lookup rate.
+  query  SELECT count(tract_of(lon, lat)) FROM points (index already built);
+         CREATE TABLE ... AS SELECT id, tract_of(lon, lat) FROM points; and
+         the floor: the same CREATE TABLE writing a constant 11-char GEOID,
+         i.e. SQLite reading the points and writing (id, geoid) alone.
+
+Results go to stdout and build/bench/results.md.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+B = os.path.join(ROOT, "build")
+D = os.path.join(B, "bench")
+EXT = os.path.join(B, "tracts")
+
+
+def run(cmd, **kw):
+    t = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    dt = time.monotonic() - t
+    if r.returncode != 0:
+        sys.exit("failed: %s\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
+    return dt, r.stdout
+
+
+def sql(db, script):
+    return run(["sqlite3", "-batch", db], input=script)
+
+
+def median_of(n, fn):
+    xs = [fn() for _ in range(n)]
+    return statistics.median(xs), xs
+
+
+def fresh(path):
+    for p in (path, path + "-journal"):
+        if os.path.exists(p):
+            os.remove(p)
+    return path
+
+
+def data(npoints):
+    states = os.path.join(D, "states")
+    nat = os.path.join(D, "national")
+    if not os.path.exists(os.path.join(states, "cb_2019_72_tract_500k.zip")):
+        os.makedirs(states, exist_ok=True)
+        os.makedirs(nat, exist_ok=True)
+        run([os.path.join(B, "gentracts"), "--out", states, "--states", "all",
+             "--national"])
+        shutil.move(os.path.join(states, "cb_2019_us_tract_500k.zip"), nat)
+    pts = os.path.join(D, "points_%d.db" % npoints)
+    if not os.path.exists(pts):
+        run([os.path.join(B, "genpoints"), "--db", pts, "--table", "points",
+             "--n", str(npoints)])
+    return states, os.path.join(nat, "cb_2019_us_tract_500k.zip"), pts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--points", type=int, default=1000000)
+    a = ap.parse_args()
+    os.makedirs(D, exist_ok=True)
+    states, natzip, pts = data(a.points)
+    out = []
+    say = lambda s="": (print(s), out.append(s))
+    cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | sed 's/.*: *//'"],
+                         capture_output=True, text=True).stdout.strip()
+    say("# tracts benchmark")
+    say()
+    say("Machine: %d cores (%s), %s. Data: 52 generated state zips, 74,000 "
+        "tracts, ~15M vertices; %d points. Median of %d runs."
+        % (os.cpu_count(), cpu, time.strftime("%Y-%m-%d"), a.points, a.runs))
+    say()
+
+    # ---- load
+    db = os.path.join(D, "load.db")
+
+    def ours(path):
+        fresh(db)
+        return sql(db, ".load %s\nselect count(*) from load_tracts('%s');\n"
+                   % (EXT, path))[0]
+
+    def ogr_nat():
+        fresh(db)
+        return run(["ogr2ogr", "-f", "SQLite", "-dsco", "SPATIALITE=YES",
+                    "-nlt", "PROMOTE_TO_MULTI", db, "/vsizip/" + natzip])[0]
+
+    def ogr_states():
+        fresh(db)
+        t = 0.0
+        for i, z in enumerate(sorted(os.listdir(states))):
+            cmd = ["ogr2ogr", "-f", "SQLite", "-nlt", "PROMOTE_TO_MULTI",
+                   "-nln", "tracts"]
+            cmd += ["-dsco", "SPATIALITE=YES"] if i == 0 else ["-append"]
+            t += run(cmd + [db, "/vsizip/" + os.path.join(states, z)])[0]
+        return t
+
+    rows = []
+    m_states, _ = median_of(a.runs, lambda: ours(states))
+    m_nat, _ = median_of(a.runs, lambda: ours(natzip))
+    o_nat, _ = median_of(a.runs, ogr_nat)
+    o_states, _ = median_of(a.runs, ogr_states)
+    say("## Loading the national set")
+    say()
+    say("| method | seconds | ogr2ogr (national zip) / method |")
+    say("|---|---:|---:|")
+    for name, v in [("load_tracts, 52 state zips (directory)", m_states),
+                    ("load_tracts, national zip", m_nat),
+                    ("ogr2ogr, national zip from /vsizip/", o_nat),
+                    ("ogr2ogr, 52 state zips from /vsizip/ (-append)", o_states)]:
+        say("| %s | %.2f | %.2fx |" % (name, v, o_nat / v))
+    say()
+
+    # ---- index
+    fresh(db)
+    sql(db, ".load %s\nselect count(*) from load_tracts('%s');\n" % (EXT, states))
+    pb = []
+    for _ in range(a.runs):
+        _, o = run([os.path.join(B, "pipbench"), db, pts])
+        kv = dict(x.split("=") for x in o.split("\n")[0].split())
+        pb.append(kv)
+    build = statistics.median(float(k["build_s"]) for k in pb)
+    rate = statistics.median(float(k["lookups_per_s"]) for k in pb)
+    say("## The point-in-polygon index (bench/pipbench.c, no SQL)")
+    say()
+    say("| measure | value |")
+    say("|---|---:|")
+    say("| polygons / vertices | %s / %s |" % (pb[0]["polygons"], pb[0]["vertices"]))
+    say("| raw coordinate bytes (16 per vertex) | %.0f MB |" % (int(pb[0]["raw_bytes"]) / 1e6))
+    say("| index bytes | %.0f MB (%.2fx raw) |" % (int(pb[0]["index_bytes"]) / 1e6,
+                                                  float(pb[0]["ratio"])))
+    say("| build, from the tracts table | %.2f s |" % build)
+    say("| lookups per second, one thread | %.2f M |" % (rate / 1e6))
+    say()
+
+    # ---- SQL throughput
+    def q_count():
+        return sql(db, ".load %s\nselect tract_of(0, 0);\nattach '%s' as p;\n"
+                   ".timer on\nselect count(tract_of(lon, lat)) from p.points;\n"
+                   % (EXT, pts))[1]
+
+    def timer(outp):
+        for line in outp.splitlines():
+            if line.startswith("Run Time: real"):
+                return float(line.split()[3])
+        raise RuntimeError(outp)
+
+    def q_create(expr):
+        def f():
+            o = sql(db, ".load %s\nselect tract_of(0, 0);\nattach '%s' as p;\n"
+                    "drop table if exists out;\n.timer on\n"
+                    "create table out as select id, %s as geoid from p.points;\n"
+                    % (EXT, pts, expr))[1]
+            return timer(o)
+        return f
+
+    c_count, _ = median_of(a.runs, lambda: timer(q_count()))
+    c_create, _ = median_of(a.runs, q_create("tract_of(lon, lat)"))
+    c_floor, _ = median_of(a.runs, q_create("'00000000000'"))
+    n = a.points
+    say("## tract_of in SQL, one process (index built beforehand)")
+    say()
+    say("| query | seconds | points/s | / floor |")
+    say("|---|---:|---:|---:|")
+    say("| `SELECT count(tract_of(lon, lat)) FROM points` | %.2f | %.2f M | |"
+        % (c_count, n / c_count / 1e6))
+    say("| `CREATE TABLE out AS SELECT id, tract_of(lon, lat) ...` | %.2f | %.2f M | %.2fx |"
+        % (c_create, n / c_create / 1e6, c_create / c_floor))
+    say("| floor: the same writing a constant GEOID | %.2f | %.2f M | 1.00x |"
+        % (c_floor, n / c_floor / 1e6))
+    say()
+    say("Command: `make bench` (bench/bench.py --runs %d --points %d)." % (a.runs, n))
+    with open(os.path.join(D, "results.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()

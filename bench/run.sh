@@ -1,0 +1,6 @@
+#!/bin/sh
+# make bench: build what the benchmark needs, then bench/bench.py.
+set -e
+cd "$(dirname "$0")/.."
+make --no-print-directory all tools build/pipbench >/dev/null
+/usr/bin/python3 bench/bench.py "$@"
