@@ -24,7 +24,7 @@ XLIBS   := $(shell pkg-config --libs libzip geos shapelib libcrypto 2>/dev/null)
            -lgeos_c -lpthread -lm
 
 SRC     := ext/main.c ext/config.c ext/geom.c ext/shpzip.c ext/layer.c \
-           ext/pip.c ext/lookup.c
+           ext/pip.c ext/lookup.c ext/assign.c
 HDR     := ext/tracts_int.h ext/tracts_sql.h include/tracts.h
 
 DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \

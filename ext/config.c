@@ -13,15 +13,17 @@
 **              MakeValid on load; 0: the file is refused instead.
 **     threads  threads that validate and encode polygons on load;
 **              0 (default) means the number of online CPUs.
+**     workers  helper processes tracts_assign forks; 0 (default) means
+**              the number of online CPUs, 1 means no fork.
 **
 **   A setting's default can be overridden for every connection of a
 **   process by the environment variable TRACTS_<NAME> (TRACTS_REPAIR,
-**   TRACTS_THREADS), read when the setting is read; tracts_config(key,
+**   TRACTS_THREADS, TRACTS_WORKERS), read when the setting is read; tracts_config(key,
 **   value) overrides both for this connection.
 **
 ** Errors
 **
-**     tracts_config: unknown setting 'x' (known: repair, threads)
+**     tracts_config: unknown setting 'x' (known: repair, threads, workers)
 **     tracts_config: repair must be an integer from 0 to 1, got 'yes'
 */
 #include "tracts_sql.h"
@@ -42,6 +44,7 @@ struct TrSetting {
 static const TrSetting aSetting[TR_N_SETTING] = {
   /* TR_SET_REPAIR  */ { "repair",  "TRACTS_REPAIR",  1, 0, 1 },
   /* TR_SET_THREADS */ { "threads", "TRACTS_THREADS", 0, 0, 64 },
+  /* TR_SET_WORKERS */ { "workers", "TRACTS_WORKERS", 0, 0, 64 },
 };
 
 /* Parse z as an integer in [iMin, iMax]; 0 on success. */
@@ -65,7 +68,7 @@ int64_t trConfigInt(TractsConn *pConn, int i){
     const char *zEnv = getenv(s->zEnv);
     if( zEnv && parseInt(zEnv, s, &v) ) v = s->iDefault;
   }
-  if( i==TR_SET_THREADS && v==0 ){
+  if( (i==TR_SET_THREADS || i==TR_SET_WORKERS) && v==0 ){
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     v = n>0 ? n : 1;
     if( v>aSetting[i].iMax ) v = aSetting[i].iMax;
@@ -94,7 +97,7 @@ static void configFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }
   if( i==TR_N_SETTING ){
     char *z = sqlite3_mprintf("tracts_config: unknown setting '%q' "
-                              "(known: repair, threads)", zKey);
+                              "(known: repair, threads, workers)", zKey);
     sqlite3_result_error(ctx, z ? z : "tracts_config: unknown setting", -1);
     sqlite3_free(z);
     return;

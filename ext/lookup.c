@@ -251,6 +251,13 @@ const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr){
   return p->pIdx;
 }
 
+void trLookupKeys(TractsConn *pConn, TrLookupKeys *p){
+  TrLookup *q = pConn->pLookup;
+  p->zKeys = q ? q->zKeys : 0;
+  p->aOff = q ? q->aKeyOff : 0;
+  p->nPoly = q ? q->nPoly : 0;
+}
+
 /* The number in v, or 1 if v is not a usable number. */
 static int argDouble(sqlite3_value *v, double *pr){
   int t = sqlite3_value_type(v);

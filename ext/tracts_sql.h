@@ -15,6 +15,7 @@ SQLITE_EXTENSION_INIT3
 enum {
   TR_SET_REPAIR = 0,     /* repair invalid polygons on load (0/1) */
   TR_SET_THREADS,        /* threads validating polygons on load */
+  TR_SET_WORKERS,        /* helper processes of tracts_assign */
   TR_N_SETTING
 };
 
@@ -47,6 +48,19 @@ void trLookupFree(TrLookup *p);
 /* Index for the layer, built or rebuilt if the table changed. NULL with
 ** *pzErr (sqlite3_malloc'd) on error. */
 const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr);
+
+/* The keys (GEOIDs) of the polygons of the current index: polygon i's
+** key is zKeys + aOff[i]. Valid until the index is rebuilt. */
+typedef struct TrLookupKeys TrLookupKeys;
+struct TrLookupKeys {
+  const char *zKeys;
+  const uint32_t *aOff;
+  uint32_t nPoly;
+};
+void trLookupKeys(TractsConn *pConn, TrLookupKeys *p);
+
+/* assign.c */
+int trAssignRegister(sqlite3 *db, TractsConn *pConn);
 
 /* 1 if the connection was interrupted (sqlite3_interrupt); works on 3.40,
 ** which has no sqlite3_is_interrupted. */

@@ -155,7 +155,7 @@ def test_registered_functions_and_modules():
     funcs = sorted(set(r[0] for r in c.execute(
         "select name from pragma_function_list where name like 'tract%' "
         "or name like 'load_tract%'")))
-    eq(funcs, ["tract_of", "tracts_config", "tracts_debug", "tracts_touch",
+    eq(funcs, ["tract_of", "tracts_assign", "tracts_config", "tracts_debug", "tracts_touch",
                "tracts_version"], "functions")
     mods = sorted(r[0] for r in c.execute(
         "select name from pragma_module_list where name like '%tract%'"))
@@ -179,7 +179,7 @@ def test_config():
     eq(c.execute("select tracts_config('repair', NULL)").fetchone()[0], 1)
     eq(c.execute("select tracts_config('threads', 3)").fetchone()[0], 3)
     expect_error(c, "select tracts_config('colour')", (),
-                 "tracts_config: unknown setting 'colour' (known: repair, threads)")
+                 "tracts_config: unknown setting 'colour' (known: repair, threads, workers)")
     expect_error(c, "select tracts_config('repair', 'yes')", (),
                  "tracts_config: repair must be an integer from 0 to 1, got 'yes'")
     expect_error(c, "select tracts_config('threads', 65)", (),
@@ -819,6 +819,203 @@ def test_directonly_from_schema():
               "select tracts_config('repair', 0); end")
     expect_error(c, "insert into t values(1)", (),
                  "unsafe use of tracts_config()")
+
+
+# ------------------------------------------------------------ tracts_assign
+
+def assign_fixture(c, n=20000, seed=3):
+    """Random points over RI's box, every tract vertex of a sample, and bad
+    rows, in table pts(id INTEGER PRIMARY KEY, lon, lat)."""
+    c.execute("select * from load_tracts(?)", (SYN("44"),)).fetchall()
+    box = c.execute("select min(minx), min(miny), max(maxx), max(maxy) "
+                    "from tracts_rtree").fetchone()
+    rnd = random.Random(seed)
+    rows = [(rnd.uniform(box[0] - 0.1, box[2] + 0.1),
+             rnd.uniform(box[1] - 0.1, box[3] + 0.1)) for _ in range(n)]
+    rows += [(None, 41.5), ("abc", 41.5), (-71.4, 95.0), ("-71.4", " 41.5 "),
+             (float("inf"), 41.0), (b"\x01", 1.0)]
+    c.execute("drop table if exists pts")
+    c.execute("create table pts(id INTEGER PRIMARY KEY, lon, lat)")
+    c.executemany("insert into pts(lon, lat) values(?, ?)", rows)
+    # vertices: points on shared edges and corners
+    try:
+        c.load_extension("mod_spatialite")
+        c.execute("insert into pts(lon, lat) select ST_X(ST_PointN(ST_ExteriorRing("
+                  "ST_GeometryN(geometry, 1)), 5)), ST_Y(ST_PointN(ST_ExteriorRing("
+                  "ST_GeometryN(geometry, 1)), 5)) from tracts")
+    except sqlite3.Error:
+        pass
+    return c.execute("select count(*) from pts").fetchone()[0]
+
+
+def test_assign_matches_tract_of_for_any_worker_count():
+    c = connect()
+    n = assign_fixture(c)
+    ref = c.execute("select id, tract_of(lon, lat) from pts order by id").fetchall()
+    for w in (1, 2, 3, 7):
+        got = c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', ?)",
+                        (w,)).fetchone()[0]
+        eq(got, n, "rows written")
+        eq(c.execute("select id, geoid from out order by id").fetchall(), ref,
+           "workers=%d" % w)
+    how = dict(c.execute("select how, count(*) from out group by how").fetchall())
+    assert how["inside"] > 1000 and how["outside"] > 100, how
+    assert how.get("edge", 0) >= 30, how
+    eq(how["invalid"], 5, "NULL, text, |lat| > 90, inf, blob")
+    eq(c.execute("select geoid from out where how in ('invalid', 'outside') "
+                 "and geoid is not null").fetchall(), [])
+    # numeric text counts as the number
+    eq(c.execute("select how from out join pts using(id) where lon='-71.4'")
+       .fetchone()[0] in ("inside", "edge", "outside"), True)
+    eq(c.execute("select typeof(id), typeof(geoid) from out where how='inside' "
+                 "limit 1").fetchone(), ("integer", "text"))
+    no_zombies()
+
+
+def no_zombies():
+    try:
+        r = os.waitpid(-1, os.WNOHANG)
+        raise AssertionError("a child process is left: %r" % (r,))
+    except ChildProcessError:
+        pass
+
+
+def test_assign_helper_killed():
+    c = connect()
+    assign_fixture(c, n=120000)
+    c.execute("create table out(x)")
+    c.execute("insert into out values('before')")
+    os.environ["TRACTS_TEST_HELPER_CRASH"] = "1"
+    try:
+        try:
+            c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)").fetchall()
+            raise AssertionError("no error from a killed helper")
+        except sqlite3.Error as e:
+            msg = str(e)
+    finally:
+        del os.environ["TRACTS_TEST_HELPER_CRASH"]
+    import re
+    assert re.fullmatch(r"tracts_assign: helper 1 \(pid \d+\) was killed by "
+                        r"signal 9 while on source rows \d+ to \d+ "
+                        r"\(rowid \d+ to \d+\)", msg), msg
+    eq(c.execute("select * from out").fetchall(), [("before",)], "dest unchanged")
+    no_zombies()
+    # and the next call works
+    eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
+       .fetchone()[0] > 0, True)
+
+
+def test_assign_interrupt():
+    c = connect()
+    n = assign_fixture(c, n=300000)
+    c.execute("create table out(x)")
+    seen = None
+    for delay in (0.05, 0.02, 0.01, 0.005, 0.002):
+        t = threading.Timer(delay, c.interrupt)
+        t.start()
+        try:
+            c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)").fetchall()
+            t.cancel()
+        except sqlite3.Error as e:
+            seen = str(e)
+            break
+        c.execute("drop table out")
+        c.execute("create table out(x)")
+    assert seen in ("tracts_assign: interrupted", "interrupted"), seen
+    eq(c.execute("select count(*) from out").fetchone()[0], 0, "dest unchanged")
+    no_zombies()
+    eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
+       .fetchone()[0], n)
+
+
+def test_assign_memory_and_temp_tables():
+    c = connect()
+    n = assign_fixture(c, n=40000)
+    c.execute("create temp table tpts as select * from pts")
+    eq(c.execute("select tracts_assign('temp.tpts', 'lon', 'lat', 'temp.tout', 2)")
+       .fetchone()[0], n)
+    eq(c.execute("select count(*) from temp.tout").fetchone()[0], n)
+    eq(c.execute("select count(*) from sqlite_schema where name='tout'")
+       .fetchone()[0], 0, "created in temp, not main")
+    c.execute("attach ':memory:' as aux")
+    c.execute("create table aux.p2 as select * from pts")
+    eq(c.execute("select tracts_assign('aux.p2', 'lon', 'lat', 'aux.o2', 3)")
+       .fetchone()[0], n)
+    eq(c.execute("select count(*) from aux.o2 join temp.tout using(id) "
+                 "where aux.o2.geoid is not temp.tout.geoid").fetchone()[0], 0)
+
+
+def test_assign_busy_python_thread():
+    c = connect()
+    n = assign_fixture(c, n=100000)
+    stop = []
+
+    def spin():
+        x = 0
+        while not stop:
+            x += 1
+    th = threading.Thread(target=spin)
+    th.start()
+    try:
+        for _ in range(3):
+            eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
+               .fetchone()[0], n)
+    finally:
+        stop.append(1)
+        th.join()
+    no_zombies()
+
+
+def test_assign_hostile_identifiers():
+    c = connect()
+    assign_fixture(c, n=2000)
+    src = 'we"ird; drop table pts;-- ü'
+    c.execute('create table "we""ird; drop table pts;-- ü"("i d" INTEGER PRIMARY KEY, '
+              '"lo""n", "la t;")')
+    c.execute('insert into "we""ird; drop table pts;-- ü" select * from pts')
+    dst = "o'ut\"; drop table pts;--"
+    n = c.execute("select tracts_assign(?, 'lo\"n', 'la t;', ?, 2)",
+                  (src, dst)).fetchone()[0]
+    eq(n, c.execute("select count(*) from pts").fetchone()[0])
+    eq(c.execute('select count(*) from "o\'ut""; drop table pts;--"').fetchone()[0], n)
+    expect_error(c, "select tracts_assign('nope', 'lon', 'lat', 'out')", (),
+                 "tracts_assign: no such table: nope")
+    expect_error(c, "select tracts_assign('pts', 'lonx', 'lat', 'out')", (),
+                 "tracts_assign: no such column: lonx")
+    c.execute("create view vpts as select * from pts")
+    expect_error(c, "select tracts_assign('vpts', 'lon', 'lat', 'out')", (),
+                 "tracts_assign: 'vpts' has no rowid (a view or a WITHOUT ROWID table)")
+    expect_error(c, "select tracts_assign('pts', 'lon', 'lat', 'pts')", (),
+                 "tracts_assign: the destination 'pts' is the source")
+    expect_error(c, "select tracts_assign('pts', 'lon', 'lat', 'tracts')", (),
+                 "tracts_assign: 'tracts' is a table of the extension; choose "
+                 "another destination")
+    expect_error(c, "select tracts_assign('pts', 'lon', 'lat', 'out', 0)", (),
+                 "tracts_assign: workers must be an integer from 1 to 64, got '0'")
+    expect_error(c, "select tracts_assign('pts', 'lon', 'lat', 'out', 'two')", (),
+                 "tracts_assign: workers must be an integer from 1 to 64, got 'two'")
+    expect_error(c, "select tracts_assign(NULL, 'lon', 'lat', 'out')", (),
+                 "tracts_assign: the source table is NULL")
+    expect_error(c, "select tracts_assign('pts', 'lon', '', 'out')", (),
+                 "tracts_assign: the latitude column is empty")
+    expect_error(c, "select tracts_assign('pts', 'lon', 'lat')", (),
+                 "wrong number of arguments to function tracts_assign()")
+    eq(c.execute("select count(*) from pts").fetchone()[0] > 0, True, "pts intact")
+    d = connect()
+    expect_error(d, "select tracts_assign('x', 'lon', 'lat', 'out')", (),
+                 "tracts_assign: no tracts loaded (run load_tracts)")
+
+
+def test_assign_inside_write_transaction():
+    c = connect()
+    n = assign_fixture(c, n=50000)
+    c.execute("begin")
+    c.execute("insert into pts(lon, lat) values(-71.4, 41.6)")
+    eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
+       .fetchone()[0], n + 1)
+    c.execute("rollback")
+    eq(c.execute("select count(*) from sqlite_schema where name='out'")
+       .fetchone()[0], 0, "rolled back with the transaction")
 
 
 # ------------------------------------------------------------ sqlite3 shell

@@ -1,0 +1,634 @@
+/*
+** assign.c - tracts_assign(): the point-in-polygon join on forked helpers.
+**
+** Usage
+**
+**     SELECT tracts_assign('points', 'lon', 'lat', 'points_tract');
+**     SELECT tracts_assign('main.points', 'lon', 'lat', 'points_tract', 2);
+**
+**   Reads every row of the source table (a schema may be named:
+**   'temp.pts', 'aux.points'), assigns a tract to each, and creates the
+**   destination table (replacing one of that name)
+**
+**     dest(id INTEGER PRIMARY KEY, geoid TEXT, how TEXT)
+**
+**   id is the source row's rowid (its INTEGER PRIMARY KEY if it has one),
+**   geoid the tract as tract_of() gives it, how one of
+**     inside   strictly inside a tract
+**     edge     on a tract boundary; the tract is chosen by tract_of's rule
+**              (the smallest GEOID among the tracts covering the point)
+**     outside  in no tract (geoid NULL)
+**     invalid  coordinates NULL, not numbers, out of range (geoid NULL)
+**   Returns the number of rows written. The optional fifth argument is the
+**   number of workers; without it the workers setting (0: one per online
+**   CPU). 1 works in this process, without fork.
+**
+** How it works
+**
+**   The connection's tract index (lookup.c) is built first, so helpers
+**   inherit it complete and share it copy-on-write: it is never written
+**   after it is built, so no page of it is copied. The points are read
+**   into two arrays, then workers-1 helpers are forked (from helperFork(),
+**   the one place that forks); they and this process take chunks of CHUNK
+**   points from a counter in an anonymous shared mapping, writing one int32
+**   per point into that same mapping. A helper touches nothing else: no SQLite, no malloc, no file;
+**   it closes every inherited descriptor and leaves with _exit(). The
+**   parent reaps each helper by pid, checking sqlite3_interrupt() between
+**   its own chunks and polls; on an interrupt or a failed helper it kills and reaps them all
+**   and the call fails, naming the helper and the rows it was on. Then
+**   the parent, the only process that touches SQLite, writes the table in
+**   one savepoint: the old table (if any) is dropped and the new one
+**   appears only if everything succeeded.
+**
+** Limits and rules for the host
+**
+**   The source is read in rowid order; WITHOUT ROWID tables are refused.
+**   Inside an open write transaction the join runs in this process (no
+**   fork). The host must not rely on SIGCHLD for processes it did not
+**   start (helpers are reaped here, by pid; if the host ignores SIGCHLD the
+**   kernel reaps them and completion is read from the shared mapping).
+**   Destination names of the extension's own tables are refused.
+*/
+#include "tracts_sql.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK       16384          /* points a helper takes at a time */
+#define BATCH       100            /* rows per INSERT statement */
+#define MAX_WORKERS 64
+#define RES_OUTSIDE (-1)
+#define RES_INVALID (-2)
+#define RES_EDGE    0x40000000     /* or'ed into a polygon number */
+
+/* Shared between the parent and its helpers (an anonymous MAP_SHARED
+** mapping made before fork). */
+typedef struct AssignShared AssignShared;
+struct AssignShared {
+  int64_t iNext;                   /* next chunk start, taken atomically */
+  int64_t aBusy[MAX_WORKERS];      /* chunk each helper is on, -1 idle */
+  int aDone[MAX_WORKERS];          /* helper finished every chunk */
+  int32_t aRes[];                  /* one result per point */
+};
+
+/* What the join works on. */
+typedef struct AssignJob AssignJob;
+struct AssignJob {
+  const PipIndex *pIdx;            /* the tract index */
+  int64_t nPt;                     /* points */
+  double *aXY;                     /* 2 per point; NaN when invalid */
+  sqlite3_int64 *aId;              /* rowids */
+  AssignShared *pSh;               /* results and chunk counter */
+  size_t nSh;                      /* bytes of the mapping */
+};
+
+/* Assign points [i0, i1). */
+static void assignRange(const AssignJob *j, int64_t i0, int64_t i1){
+  int64_t i;
+  for(i=i0; i<i1; i++){
+    double lon = j->aXY[2*i], lat = j->aXY[2*i+1];
+    int bEdge = 0;
+    int64_t r;
+    if( isnan(lon) ){ j->pSh->aRes[i] = RES_INVALID; continue; }
+    r = pipLookup(j->pIdx, lon, lat, &bEdge);
+    j->pSh->aRes[i] = r<0 ? RES_OUTSIDE : (int32_t)(r | (bEdge ? RES_EDGE : 0));
+  }
+}
+
+/* The body of helper number w: take chunks until none is left. */
+static void helperMain(const AssignJob *j, int w){
+  AssignShared *s = j->pSh;
+  const char *zCrash = getenv("TRACTS_TEST_HELPER_CRASH");
+  int nChunk = 0;
+  for(;;){
+    int64_t i0 = __atomic_fetch_add(&s->iNext, CHUNK, __ATOMIC_RELAXED);
+    if( i0>=j->nPt ) break;
+    __atomic_store_n(&s->aBusy[w], i0, __ATOMIC_RELAXED);
+    if( zCrash && atoi(zCrash)==w && nChunk==1 ) raise(SIGKILL);
+    assignRange(j, i0, i0+CHUNK < j->nPt ? i0+CHUNK : j->nPt);
+    nChunk++;
+  }
+  __atomic_store_n(&s->aBusy[w], -1, __ATOMIC_RELAXED);
+  __atomic_store_n(&s->aDone[w], 1, __ATOMIC_RELEASE);
+}
+
+/* The one place that forks. Starts helper w; returns its pid, or -1 with
+** errno set. The child runs helperMain and leaves with _exit(). */
+static pid_t helperFork(const AssignJob *j, int w){
+  pid_t pid = fork();
+  if( pid==0 ){
+    /* child: nothing inherited is used but the index and the mapping */
+#ifdef SYS_close_range
+    syscall(SYS_close_range, 3, ~0U, 0);
+#else
+    { int fd; for(fd=3; fd<1024; fd++) close(fd); }
+#endif
+    helperMain(j, w);
+    _exit(0);
+  }
+  return pid;
+}
+
+/* Wait for pid without blocking (bBlock 0) or blocking. Returns 1 when it
+** has ended (status in *pStatus, or -1 if the kernel reaped it because the
+** host ignores SIGCHLD), 0 if it is still running. */
+static int helperReap(pid_t pid, int bBlock, int *pStatus){
+  for(;;){
+    pid_t r = waitpid(pid, pStatus, bBlock ? 0 : WNOHANG);
+    if( r==pid ) return 1;
+    if( r==0 ) return 0;
+    if( errno==EINTR ) continue;
+    *pStatus = -1;                 /* ECHILD: reaped by the kernel */
+    return 1;
+  }
+}
+
+static int32_t isEnded(pid_t pid){
+  /* with SIGCHLD ignored the pid disappears when the child ends */
+  return kill(pid, 0)!=0 && errno==ESRCH;
+}
+
+/* Check helper w: 0 still running or finished well, else SQLITE_ERROR
+** with *pzErr naming it and the rows it was on. */
+static int helperCheck(const AssignJob *j, pid_t *aPid, int *aLive, int w,
+                       int *pnLive, char **pzErr){
+  int status = 0, bEnded, bOk;
+  if( !aLive[w] ) return SQLITE_OK;
+  bEnded = helperReap(aPid[w], 0, &status);
+  if( bEnded && status==-1 && !isEnded(aPid[w]) ) bEnded = 0;
+  if( !bEnded ) return SQLITE_OK;
+  aLive[w] = 0;
+  (*pnLive)--;
+  bOk = status==-1 ? __atomic_load_n(&j->pSh->aDone[w], __ATOMIC_ACQUIRE)
+                   : (WIFEXITED(status) && WEXITSTATUS(status)==0
+                      && j->pSh->aDone[w]);
+  if( !bOk ){
+    int64_t i0 = j->pSh->aBusy[w];
+    char zHow[64];
+    if( status!=-1 && WIFSIGNALED(status) ){
+      snprintf(zHow, sizeof(zHow), "was killed by signal %d", WTERMSIG(status));
+    }else if( status!=-1 && WIFEXITED(status) ){
+      snprintf(zHow, sizeof(zHow), "exited with status %d", WEXITSTATUS(status));
+    }else{
+      snprintf(zHow, sizeof(zHow), "ended without finishing");
+    }
+    if( i0>=0 ){
+      int64_t i1 = i0+CHUNK < j->nPt ? i0+CHUNK : j->nPt;
+      *pzErr = sqlite3_mprintf("tracts_assign: helper %d (pid %d) %s while "
+          "on source rows %lld to %lld (rowid %lld to %lld)", w,
+          (int)aPid[w], zHow, (long long)i0+1, (long long)i1,
+          (long long)j->aId[i0], (long long)j->aId[i1-1]);
+    }else{
+      *pzErr = sqlite3_mprintf("tracts_assign: helper %d (pid %d) %s",
+                               w, (int)aPid[w], zHow);
+    }
+    return SQLITE_ERROR;
+  }
+  return SQLITE_OK;
+}
+
+/* Run the join on nWorker workers: this process and nWorker-1 forked
+** helpers (numbered 1..), all taking chunks from the shared counter. This
+** process checks the helpers and sqlite3_interrupt() between its chunks.
+** Returns SQLITE_OK, or an error code with *pzErr set (sqlite3_malloc'd).
+** Every helper is reaped before return. */
+static int assignForked(sqlite3 *db, const AssignJob *j, int nWorker,
+                        char **pzErr){
+  pid_t aPid[MAX_WORKERS];
+  int aLive[MAX_WORKERS];
+  int w, nLive = 0, rc = SQLITE_OK;
+  AssignShared *s = j->pSh;
+  memset(aPid, 0, sizeof(aPid));
+  memset(aLive, 0, sizeof(aLive));
+  for(w=0; w<nWorker; w++) s->aBusy[w] = -1;
+  for(w=1; w<nWorker; w++){
+    aPid[w] = helperFork(j, w);
+    if( aPid[w]<0 ){
+      *pzErr = sqlite3_mprintf("tracts_assign: cannot start helper %d: %s",
+                               w, strerror(errno));
+      rc = SQLITE_ERROR;
+      break;
+    }
+    aLive[w] = 1;
+    nLive++;
+  }
+  /* this process works too */
+  while( rc==SQLITE_OK ){
+    int64_t i0 = __atomic_fetch_add(&s->iNext, CHUNK, __ATOMIC_RELAXED);
+    if( i0>=j->nPt ) break;
+    assignRange(j, i0, i0+CHUNK < j->nPt ? i0+CHUNK : j->nPt);
+    for(w=1; w<nWorker && rc==SQLITE_OK; w++){
+      rc = helperCheck(j, aPid, aLive, w, &nLive, pzErr);
+    }
+    if( rc==SQLITE_OK && trInterrupted(db) ){
+      *pzErr = sqlite3_mprintf("tracts_assign: interrupted");
+      rc = SQLITE_INTERRUPT;
+    }
+  }
+  /* then waits for the helpers */
+  while( rc==SQLITE_OK && nLive>0 ){
+    struct timespec ts = { 0, 1000000 };   /* 1 ms */
+    for(w=1; w<nWorker && rc==SQLITE_OK; w++){
+      rc = helperCheck(j, aPid, aLive, w, &nLive, pzErr);
+    }
+    if( rc==SQLITE_OK && nLive>0 ){
+      if( trInterrupted(db) ){
+        *pzErr = sqlite3_mprintf("tracts_assign: interrupted");
+        rc = SQLITE_INTERRUPT;
+        break;
+      }
+      nanosleep(&ts, 0);
+    }
+  }
+  /* on failure: stop and reap every helper still running */
+  for(w=1; w<nWorker; w++){
+    int status;
+    if( aPid[w]<=0 || !aLive[w] ) continue;
+    kill(aPid[w], SIGKILL);
+    helperReap(aPid[w], 1, &status);
+  }
+  return rc;
+}
+
+/* ---- reading the points ------------------------------------------------- */
+
+/* The number in column i of pStmt, like tract_of's arguments: NaN if it is
+** NULL, not a number, infinite or out of range (for lon/lat: bLat). */
+static double colNumber(sqlite3_stmt *pStmt, int i, int bLat){
+  double r;
+  int t = sqlite3_column_type(pStmt, i);
+  if( t==SQLITE_TEXT ){
+    sqlite3_value *v = sqlite3_value_dup(sqlite3_column_value(pStmt, i));
+    if( v==0 ) return NAN;
+    t = sqlite3_value_numeric_type(v);
+    r = sqlite3_value_double(v);
+    sqlite3_value_free(v);
+  }else{
+    r = sqlite3_column_double(pStmt, i);
+  }
+  if( t!=SQLITE_INTEGER && t!=SQLITE_FLOAT ) return NAN;
+  if( !isfinite(r) ) return NAN;
+  if( bLat ? (r<-90.0 || r>90.0) : (r<-180.0 || r>180.0) ) return NAN;
+  return r;
+}
+
+/* Split "schema.table" when schema is an attached database; else the whole
+** string is the table. *pzSchema (NULL if none) and *pzTable are
+** sqlite3_malloc'd. */
+static int splitName(sqlite3 *db, const char *zName, char **pzSchema,
+                     char **pzTable){
+  const char *zDot = strchr(zName, '.');
+  *pzSchema = 0;
+  *pzTable = 0;
+  if( zDot ){
+    sqlite3_stmt *pStmt = 0;
+    int bSchema = 0;
+    if( sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_database_list WHERE "
+                           "name=?1 COLLATE NOCASE", -1, &pStmt, 0)==SQLITE_OK ){
+      sqlite3_bind_text(pStmt, 1, zName, (int)(zDot-zName), SQLITE_STATIC);
+      bSchema = sqlite3_step(pStmt)==SQLITE_ROW;
+    }
+    sqlite3_finalize(pStmt);
+    if( bSchema ){
+      *pzSchema = sqlite3_mprintf("%.*s", (int)(zDot-zName), zName);
+      *pzTable = sqlite3_mprintf("%s", zDot+1);
+      return (*pzSchema && *pzTable) ? SQLITE_OK : SQLITE_NOMEM;
+    }
+  }
+  *pzTable = sqlite3_mprintf("%s", zName);
+  return *pzTable ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+/* "schema"."table" or "table", quoted. */
+static char *quotedName(const char *zSchema, const char *zTable){
+  if( zSchema ) return sqlite3_mprintf("\"%w\".\"%w\"", zSchema, zTable);
+  return sqlite3_mprintf("\"%w\"", zTable);
+}
+
+static const char *howName(int32_t r){
+  if( r==RES_INVALID ) return "invalid";
+  if( r==RES_OUTSIDE ) return "outside";
+  return (r & RES_EDGE) ? "edge" : "inside";
+}
+
+/* Write the results into the destination in one savepoint. */
+static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *pKeys,
+                       const char *zDest, char **pzErr){
+  sqlite3_stmt *pIns = 0;
+  char *zSql;
+  int64_t i;
+  int rc;
+  rc = sqlite3_exec(db, "SAVEPOINT tracts_assign", 0, 0, 0);
+  if( rc ) goto fail;
+  zSql = sqlite3_mprintf("DROP TABLE IF EXISTS %s;"
+                         "CREATE TABLE %s(id INTEGER PRIMARY KEY, geoid TEXT, "
+                         "how TEXT NOT NULL)", zDest, zDest);
+  rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  if( rc ) goto fail;
+  /* rows go in BATCH at a time: one statement step per batch */
+  {
+    sqlite3_str *pSql = sqlite3_str_new(db);
+    int k;
+    sqlite3_str_appendf(pSql, "INSERT INTO %s VALUES", zDest);
+    for(k=0; k<BATCH; k++) sqlite3_str_appendf(pSql, "%s(?,?,?)", k ? "," : "");
+    zSql = sqlite3_str_finish(pSql);
+  }
+  rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pIns, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  if( rc ) goto fail;
+  for(i=0; i<j->nPt; i++){
+    int32_t r = j->pSh->aRes[i];
+    int iCol = 3*(int)(i % BATCH);
+    if( (i & 0xffff)==0xffff && trInterrupted(db) ){ rc = SQLITE_INTERRUPT; goto fail; }
+    if( iCol==0 && j->nPt - i < BATCH ){
+      /* the last rows: a statement of their size */
+      sqlite3_str *pSql = sqlite3_str_new(db);
+      int64_t k;
+      sqlite3_finalize(pIns);
+      pIns = 0;
+      sqlite3_str_appendf(pSql, "INSERT INTO %s VALUES", zDest);
+      for(k=i; k<j->nPt; k++) sqlite3_str_appendf(pSql, "%s(?,?,?)", k>i ? "," : "");
+      zSql = sqlite3_str_finish(pSql);
+      rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pIns, 0) : SQLITE_NOMEM;
+      sqlite3_free(zSql);
+      if( rc ) goto fail;
+    }
+    sqlite3_bind_int64(pIns, iCol+1, j->aId[i]);
+    if( r>=0 ){
+      uint32_t k = (uint32_t)(r & ~RES_EDGE);
+      sqlite3_bind_text(pIns, iCol+2, pKeys->zKeys + pKeys->aOff[k],
+                        (int)strlen(pKeys->zKeys + pKeys->aOff[k]), SQLITE_STATIC);
+    }else{
+      sqlite3_bind_null(pIns, iCol+2);
+    }
+    sqlite3_bind_text(pIns, iCol+3, howName(r), -1, SQLITE_STATIC);
+    if( i+1==j->nPt || (i % BATCH)==BATCH-1 ){
+      if( sqlite3_step(pIns)!=SQLITE_DONE ){ rc = sqlite3_errcode(db); goto fail; }
+      sqlite3_reset(pIns);
+    }
+  }
+  sqlite3_finalize(pIns);
+  pIns = 0;
+  rc = sqlite3_exec(db, "RELEASE tracts_assign", 0, 0, 0);
+  if( rc ) goto fail;
+  return SQLITE_OK;
+fail:
+  if( *pzErr==0 ){
+    *pzErr = rc==SQLITE_INTERRUPT ? sqlite3_mprintf("tracts_assign: interrupted")
+           : sqlite3_mprintf("tracts_assign: cannot write %s: %s", zDest,
+                             sqlite3_errmsg(db));
+  }
+  sqlite3_finalize(pIns);
+  sqlite3_exec(db, "ROLLBACK TO tracts_assign; RELEASE tracts_assign", 0, 0, 0);
+  return rc ? rc : SQLITE_ERROR;
+}
+
+/* 1 if zTable names a table of the extension (never a destination). */
+static int isOwnTable(const char *zTable){
+  static const char *az[] = { "tracts", "tracts_rtree", "tracts_rtree_node",
+    "tracts_rtree_rowid", "tracts_rtree_parent", "tracts_files",
+    "tracts_layers" };
+  size_t i;
+  for(i=0; i<sizeof(az)/sizeof(az[0]); i++){
+    if( sqlite3_stricmp(az[i], zTable)==0 ) return 1;
+  }
+  return 0;
+}
+
+static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+  TractsConn *pConn = (TractsConn*)sqlite3_user_data(ctx);
+  sqlite3 *db = pConn->db;
+  const char *azArg[4];
+  char *zSrcSchema = 0, *zSrcTable = 0, *zDstSchema = 0, *zDstTable = 0;
+  char *zSrc = 0, *zDst = 0, *zSql = 0, *zErr = 0;
+  sqlite3_stmt *pStmt = 0;
+  AssignJob job;
+  TrLookupKeys keys;
+  int64_t nAlloc = 0;
+  int nWorker, i, rc = SQLITE_OK;
+  static const char *azWhat[4] = { "source table", "longitude column",
+                                   "latitude column", "destination table" };
+  memset(&job, 0, sizeof(job));
+  for(i=0; i<4; i++){
+    azArg[i] = (const char*)sqlite3_value_text(argv[i]);
+    if( azArg[i]==0 || azArg[i][0]==0 ){
+      zErr = sqlite3_mprintf("tracts_assign: the %s is %s", azWhat[i],
+                             azArg[i] ? "empty" : "NULL");
+      goto done;
+    }
+  }
+  if( argc>4 && sqlite3_value_type(argv[4])!=SQLITE_NULL ){
+    sqlite3_int64 v = sqlite3_value_int64(argv[4]);
+    if( sqlite3_value_type(argv[4])!=SQLITE_INTEGER || v<1 || v>MAX_WORKERS ){
+      zErr = sqlite3_mprintf("tracts_assign: workers must be an integer from "
+                             "1 to %d, got '%q'", MAX_WORKERS,
+                             (const char*)sqlite3_value_text(argv[4]));
+      goto done;
+    }
+    nWorker = (int)v;
+  }else{
+    nWorker = (int)trConfigInt(pConn, TR_SET_WORKERS);
+  }
+  rc = splitName(db, azArg[0], &zSrcSchema, &zSrcTable);
+  if( rc==SQLITE_OK ) rc = splitName(db, azArg[3], &zDstSchema, &zDstTable);
+  if( rc ) goto done;
+  if( isOwnTable(zDstTable) ){
+    zErr = sqlite3_mprintf("tracts_assign: '%q' is a table of the extension; "
+                           "choose another destination", zDstTable);
+    goto done;
+  }
+  zSrc = quotedName(zSrcSchema, zSrcTable);
+  zDst = quotedName(zDstSchema ? zDstSchema : "main", zDstTable);
+  if( zSrc==0 || zDst==0 ){ rc = SQLITE_NOMEM; goto done; }
+  if( sqlite3_stricmp(zSrcTable, zDstTable)==0
+   && sqlite3_stricmp(zSrcSchema ? zSrcSchema : "main",
+                      zDstSchema ? zDstSchema : "main")==0 ){
+    zErr = sqlite3_mprintf("tracts_assign: the destination '%q' is the source",
+                           azArg[3]);
+    goto done;
+  }
+
+  /* the index, before anything else: helpers inherit it built */
+  job.pIdx = trLookupIndex(pConn, &zErr);
+  if( job.pIdx==0 ){
+    if( zErr && strncmp(zErr, "tract_of: ", 10)==0 ){
+      char *z = sqlite3_mprintf("tracts_assign: %s", zErr+10);
+      sqlite3_free(zErr);
+      zErr = z;
+    }
+    goto done;
+  }
+  trLookupKeys(pConn, &keys);
+
+  /* the source must be a rowid table */
+  {
+    sqlite3_stmt *pTl = 0;
+    int bFound = 0, bRowid = 0;
+    rc = sqlite3_prepare_v2(db, zSrcSchema
+          ? "SELECT type, wr FROM pragma_table_list(?1) WHERE schema=?2 "
+            "COLLATE NOCASE"
+          : "SELECT type, wr FROM pragma_table_list(?1) ORDER BY schema<>'temp', "
+            "schema<>'main'", -1, &pTl, 0);
+    if( rc ){ sqlite3_finalize(pTl); goto done; }
+    sqlite3_bind_text(pTl, 1, zSrcTable, -1, SQLITE_STATIC);
+    if( zSrcSchema ) sqlite3_bind_text(pTl, 2, zSrcSchema, -1, SQLITE_STATIC);
+    if( sqlite3_step(pTl)==SQLITE_ROW ){
+      const char *zType = (const char*)sqlite3_column_text(pTl, 0);
+      bFound = 1;
+      bRowid = zType && strcmp(zType, "view")!=0 && sqlite3_column_int(pTl, 1)==0;
+    }
+    sqlite3_finalize(pTl);
+    if( !bFound ){
+      zErr = sqlite3_mprintf("tracts_assign: no such table: %s", azArg[0]);
+      goto done;
+    }
+    if( !bRowid ){
+      zErr = sqlite3_mprintf("tracts_assign: '%q' has no rowid (a view or a "
+                             "WITHOUT ROWID table)", azArg[0]);
+      goto done;
+    }
+  }
+  /* the columns must exist: a double-quoted name that does not would be
+  ** read by SQLite as a string literal */
+  for(i=1; i<=2; i++){
+    sqlite3_stmt *pCol = 0;
+    int bFound = 0;
+    rc = sqlite3_prepare_v2(db, zSrcSchema
+          ? "SELECT 1 FROM pragma_table_xinfo(?1, ?2) WHERE name=?3 COLLATE NOCASE"
+          : "SELECT 1 FROM pragma_table_xinfo(?1) WHERE name=?3 COLLATE NOCASE",
+          -1, &pCol, 0);
+    if( rc ){ sqlite3_finalize(pCol); goto done; }
+    sqlite3_bind_text(pCol, 1, zSrcTable, -1, SQLITE_STATIC);
+    if( zSrcSchema ) sqlite3_bind_text(pCol, 2, zSrcSchema, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pCol, 3, azArg[i], -1, SQLITE_STATIC);
+    bFound = sqlite3_step(pCol)==SQLITE_ROW;
+    sqlite3_finalize(pCol);
+    if( !bFound ){
+      sqlite3_stmt *pTab = 0;
+      int bTable;
+      rc = sqlite3_prepare_v2(db, zSrcSchema
+            ? "SELECT 1 FROM pragma_table_xinfo(?1, ?2)"
+            : "SELECT 1 FROM pragma_table_xinfo(?1)", -1, &pTab, 0);
+      if( rc ){ sqlite3_finalize(pTab); goto done; }
+      sqlite3_bind_text(pTab, 1, zSrcTable, -1, SQLITE_STATIC);
+      if( zSrcSchema ) sqlite3_bind_text(pTab, 2, zSrcSchema, -1, SQLITE_STATIC);
+      bTable = sqlite3_step(pTab)==SQLITE_ROW;
+      sqlite3_finalize(pTab);
+      zErr = bTable ? sqlite3_mprintf("tracts_assign: no such column: %s", azArg[i])
+                    : sqlite3_mprintf("tracts_assign: no such table: %s", azArg[0]);
+      goto done;
+    }
+  }
+
+  /* the points */
+  zSql = sqlite3_mprintf("SELECT rowid, \"%w\", \"%w\" FROM %s",
+                         azArg[1], azArg[2], zSrc);
+  if( zSql==0 ){ rc = SQLITE_NOMEM; goto done; }
+  rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  if( rc ){
+    const char *zMsg = sqlite3_errmsg(db);
+    zErr = strstr(zMsg, "rowid")
+      ? sqlite3_mprintf("tracts_assign: '%q' has no rowid (a view or a "
+                        "WITHOUT ROWID table)", azArg[0])
+      : sqlite3_mprintf("tracts_assign: %s", zMsg);
+    goto done;
+  }
+  while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
+    if( job.nPt>=nAlloc ){
+      int64_t nNew = nAlloc ? nAlloc*2 : 65536;
+      double *aXY = realloc(job.aXY, sizeof(double)*2*(size_t)nNew);
+      sqlite3_int64 *aId;
+      if( aXY==0 ){ rc = SQLITE_NOMEM; goto done; }
+      job.aXY = aXY;
+      aId = realloc(job.aId, sizeof(sqlite3_int64)*(size_t)nNew);
+      if( aId==0 ){ rc = SQLITE_NOMEM; goto done; }
+      job.aId = aId;
+      nAlloc = nNew;
+    }
+    job.aId[job.nPt] = sqlite3_column_int64(pStmt, 0);
+    {
+      double lon = colNumber(pStmt, 1, 0), lat = colNumber(pStmt, 2, 1);
+      if( isnan(lat) ) lon = NAN;
+      job.aXY[2*job.nPt] = lon;
+      job.aXY[2*job.nPt+1] = lat;
+    }
+    job.nPt++;
+  }
+  if( rc!=SQLITE_DONE ){
+    zErr = sqlite3_mprintf("tracts_assign: %s", sqlite3_errmsg(db));
+    goto done;
+  }
+  sqlite3_finalize(pStmt);
+  pStmt = 0;
+  rc = SQLITE_OK;
+
+  /* the join */
+  job.nSh = sizeof(AssignShared) + sizeof(int32_t)*(size_t)(job.nPt ? job.nPt : 1);
+  job.pSh = mmap(0, job.nSh, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS, -1, 0);
+  if( job.pSh==MAP_FAILED ){
+    job.pSh = 0;
+    zErr = sqlite3_mprintf("tracts_assign: cannot map %zu bytes: %s", job.nSh,
+                           strerror(errno));
+    goto done;
+  }
+  if( (int64_t)nWorker*CHUNK > job.nPt ){
+    nWorker = (int)((job.nPt + CHUNK - 1)/CHUNK);
+    if( nWorker<1 ) nWorker = 1;
+  }
+  if( sqlite3_txn_state(db, 0)==SQLITE_TXN_WRITE ) nWorker = 1;
+  if( nWorker==1 ){
+    assignRange(&job, 0, job.nPt);
+  }else{
+    rc = assignForked(db, &job, nWorker, &zErr);
+    if( rc ) goto done;
+  }
+  rc = assignWrite(db, &job, &keys, zDst, &zErr);
+  if( rc ) goto done;
+  sqlite3_result_int64(ctx, job.nPt);
+
+done:
+  if( rc==SQLITE_NOMEM && zErr==0 ){
+    sqlite3_result_error_nomem(ctx);
+  }else if( zErr ){
+    sqlite3_result_error(ctx, zErr, -1);
+    if( rc==SQLITE_INTERRUPT ) sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+  }else if( rc ){
+    char *z = sqlite3_mprintf("tracts_assign: %s", sqlite3_errmsg(db));
+    sqlite3_result_error(ctx, z ? z : "tracts_assign: error", -1);
+    sqlite3_result_error_code(ctx, rc);
+    sqlite3_free(z);
+  }
+  sqlite3_finalize(pStmt);
+  if( job.pSh ) munmap(job.pSh, job.nSh);
+  free(job.aXY);
+  free(job.aId);
+  sqlite3_free(zSql);
+  sqlite3_free(zErr);
+  sqlite3_free(zSrc);
+  sqlite3_free(zDst);
+  sqlite3_free(zSrcSchema);
+  sqlite3_free(zSrcTable);
+  sqlite3_free(zDstSchema);
+  sqlite3_free(zDstTable);
+}
+
+int trAssignRegister(sqlite3 *db, TractsConn *pConn){
+  int rc;
+  pConn->nRef++;
+  rc = sqlite3_create_function_v2(db, "tracts_assign", 4,
+         SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, assignFunc, 0, 0, trConnUnref);
+  if( rc ) return rc;
+  pConn->nRef++;
+  return sqlite3_create_function_v2(db, "tracts_assign", 5,
+         SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, assignFunc, 0, 0, trConnUnref);
+}
