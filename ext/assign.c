@@ -75,19 +75,22 @@
 typedef struct AssignShared AssignShared;
 struct AssignShared {
   int64_t iNext;                   /* next chunk start, taken atomically */
+  int64_t nReady;                  /* points read so far (parent writes) */
+  int64_t nTotal;                  /* -1 while reading, then all points */
   int64_t aBusy[MAX_WORKERS];      /* chunk each helper is on, -1 idle */
   int aDone[MAX_WORKERS];          /* helper finished every chunk */
-  int32_t aRes[];                  /* one result per point */
 };
 
 /* What the join works on. */
 typedef struct AssignJob AssignJob;
 struct AssignJob {
   const PipIndex *pIdx;            /* the tract index */
-  int64_t nPt;                     /* points */
-  double *aXY;                     /* 2 per point; NaN when invalid */
-  sqlite3_int64 *aId;              /* rowids */
-  AssignShared *pSh;               /* results and chunk counter */
+  int64_t nCap;                    /* room for points in the mapping */
+  int64_t nPt;                     /* points read */
+  double *aXY;                     /* 2 per point, NaN when invalid (mapped) */
+  int32_t *aRes;                   /* one result per point (mapped) */
+  sqlite3_int64 *aId;              /* rowids (this process only) */
+  AssignShared *pSh;               /* counters, then aXY and aRes */
   size_t nSh;                      /* bytes of the mapping */
 };
 
@@ -98,23 +101,50 @@ static void assignRange(const AssignJob *j, int64_t i0, int64_t i1){
     double lon = j->aXY[2*i], lat = j->aXY[2*i+1];
     int bEdge = 0;
     int64_t r;
-    if( isnan(lon) ){ j->pSh->aRes[i] = RES_INVALID; continue; }
+    if( isnan(lon) ){ j->aRes[i] = RES_INVALID; continue; }
     r = pipLookup(j->pIdx, lon, lat, &bEdge);
-    j->pSh->aRes[i] = r<0 ? RES_OUTSIDE : (int32_t)(r | (bEdge ? RES_EDGE : 0));
+    j->aRes[i] = r<0 ? RES_OUTSIDE : (int32_t)(r | (bEdge ? RES_EDGE : 0));
   }
 }
 
 /* The body of helper number w: take chunks until none is left. */
+/* Take the next chunk: its bounds in *pi0, *pi1, waiting (bWait) until
+** the parent has read its points. Returns 0 when no chunk is left, or
+** (without bWait) when the next chunk is not read yet: then *pi0 = -1. */
+static int takeChunk(AssignShared *s, int64_t nCap, int bWait,
+                     int64_t *pi0, int64_t *pi1){
+  int64_t i0, i1;
+  if( !bWait ){
+    /* only take a chunk that is ready */
+    int64_t n = __atomic_load_n(&s->iNext, __ATOMIC_RELAXED);
+    int64_t ready = __atomic_load_n(&s->nReady, __ATOMIC_ACQUIRE);
+    if( n+CHUNK>ready ){ *pi0 = -1; return 0; }
+  }
+  i0 = __atomic_fetch_add(&s->iNext, CHUNK, __ATOMIC_RELAXED);
+  if( i0>=nCap ) return 0;
+  for(;;){
+    int64_t ready = __atomic_load_n(&s->nReady, __ATOMIC_ACQUIRE);
+    int64_t total = __atomic_load_n(&s->nTotal, __ATOMIC_ACQUIRE);
+    struct timespec ts = { 0, 200000 };          /* 0.2 ms */
+    if( ready>=i0+CHUNK ){ i1 = i0+CHUNK; break; }
+    if( total>=0 ){ i1 = i0+CHUNK < total ? i0+CHUNK : total; break; }
+    nanosleep(&ts, 0);
+  }
+  if( i0>=i1 ) return 0;
+  *pi0 = i0;
+  *pi1 = i1;
+  return 1;
+}
+
 static void helperMain(const AssignJob *j, int w){
   AssignShared *s = j->pSh;
   const char *zCrash = getenv("TRACTS_TEST_HELPER_CRASH");
   int nChunk = 0;
-  for(;;){
-    int64_t i0 = __atomic_fetch_add(&s->iNext, CHUNK, __ATOMIC_RELAXED);
-    if( i0>=j->nPt ) break;
+  int64_t i0, i1;
+  while( takeChunk(s, j->nCap, 1, &i0, &i1) ){
     __atomic_store_n(&s->aBusy[w], i0, __ATOMIC_RELAXED);
     if( zCrash && atoi(zCrash)==w && nChunk==1 ) raise(SIGKILL);
-    assignRange(j, i0, i0+CHUNK < j->nPt ? i0+CHUNK : j->nPt);
+    assignRange(j, i0, i1);
     nChunk++;
   }
   __atomic_store_n(&s->aBusy[w], -1, __ATOMIC_RELAXED);
@@ -157,17 +187,25 @@ static int32_t isEnded(pid_t pid){
   return kill(pid, 0)!=0 && errno==ESRCH;
 }
 
-/* Check helper w: 0 still running or finished well, else SQLITE_ERROR
-** with *pzErr naming it and the rows it was on. */
-static int helperCheck(const AssignJob *j, pid_t *aPid, int *aLive, int w,
-                       int *pnLive, char **pzErr){
+/* The helpers of one call. */
+typedef struct Helpers Helpers;
+struct Helpers {
+  int nWorker;                     /* workers, this process included */
+  int nLive;                       /* helpers not reaped yet */
+  pid_t aPid[MAX_WORKERS];         /* helper w's pid (w >= 1), 0 if none */
+  int aLive[MAX_WORKERS];          /* 1 until reaped */
+};
+
+/* Check helper w: SQLITE_OK if running or finished well, else
+** SQLITE_ERROR with *pzErr naming it and the rows it was on. */
+static int helperCheck(const AssignJob *j, Helpers *h, int w, char **pzErr){
   int status = 0, bEnded, bOk;
-  if( !aLive[w] ) return SQLITE_OK;
-  bEnded = helperReap(aPid[w], 0, &status);
-  if( bEnded && status==-1 && !isEnded(aPid[w]) ) bEnded = 0;
+  if( !h->aLive[w] ) return SQLITE_OK;
+  bEnded = helperReap(h->aPid[w], 0, &status);
+  if( bEnded && status==-1 && !isEnded(h->aPid[w]) ) bEnded = 0;
   if( !bEnded ) return SQLITE_OK;
-  aLive[w] = 0;
-  (*pnLive)--;
+  h->aLive[w] = 0;
+  h->nLive--;
   bOk = status==-1 ? __atomic_load_n(&j->pSh->aDone[w], __ATOMIC_ACQUIRE)
                    : (WIFEXITED(status) && WEXITSTATUS(status)==0
                       && j->pSh->aDone[w]);
@@ -181,66 +219,78 @@ static int helperCheck(const AssignJob *j, pid_t *aPid, int *aLive, int w,
     }else{
       snprintf(zHow, sizeof(zHow), "ended without finishing");
     }
-    if( i0>=0 ){
+    if( i0>=0 && i0<j->nPt ){
       int64_t i1 = i0+CHUNK < j->nPt ? i0+CHUNK : j->nPt;
       *pzErr = sqlite3_mprintf("tracts_assign: helper %d (pid %d) %s while "
           "on source rows %lld to %lld (rowid %lld to %lld)", w,
-          (int)aPid[w], zHow, (long long)i0+1, (long long)i1,
+          (int)h->aPid[w], zHow, (long long)i0+1, (long long)i1,
           (long long)j->aId[i0], (long long)j->aId[i1-1]);
     }else{
       *pzErr = sqlite3_mprintf("tracts_assign: helper %d (pid %d) %s",
-                               w, (int)aPid[w], zHow);
+                               w, (int)h->aPid[w], zHow);
     }
     return SQLITE_ERROR;
   }
   return SQLITE_OK;
 }
 
-/* Run the join on nWorker workers: this process and nWorker-1 forked
-** helpers (numbered 1..), all taking chunks from the shared counter. This
-** process checks the helpers and sqlite3_interrupt() between its chunks.
-** Returns SQLITE_OK, or an error code with *pzErr set (sqlite3_malloc'd).
-** Every helper is reaped before return. */
-static int assignForked(sqlite3 *db, const AssignJob *j, int nWorker,
-                        char **pzErr){
-  pid_t aPid[MAX_WORKERS];
-  int aLive[MAX_WORKERS];
-  int w, nLive = 0, rc = SQLITE_OK;
-  AssignShared *s = j->pSh;
-  memset(aPid, 0, sizeof(aPid));
-  memset(aLive, 0, sizeof(aLive));
-  for(w=0; w<nWorker; w++) s->aBusy[w] = -1;
-  for(w=1; w<nWorker; w++){
-    aPid[w] = helperFork(j, w);
-    if( aPid[w]<0 ){
+/* Check every helper. */
+static int helpersCheck(const AssignJob *j, Helpers *h, char **pzErr){
+  int w, rc = SQLITE_OK;
+  for(w=1; w<h->nWorker && rc==SQLITE_OK; w++) rc = helperCheck(j, h, w, pzErr);
+  return rc;
+}
+
+/* Fork h->nWorker-1 helpers; they wait for points as they are read. */
+static int helpersStart(const AssignJob *j, Helpers *h, char **pzErr){
+  int w;
+  for(w=0; w<h->nWorker; w++) j->pSh->aBusy[w] = -1;
+  for(w=1; w<h->nWorker; w++){
+    h->aPid[w] = helperFork(j, w);
+    if( h->aPid[w]<0 ){
+      h->aPid[w] = 0;
       *pzErr = sqlite3_mprintf("tracts_assign: cannot start helper %d: %s",
                                w, strerror(errno));
-      rc = SQLITE_ERROR;
-      break;
+      return SQLITE_ERROR;
     }
-    aLive[w] = 1;
-    nLive++;
+    h->aLive[w] = 1;
+    h->nLive++;
   }
-  /* this process works too */
-  while( rc==SQLITE_OK ){
-    int64_t i0 = __atomic_fetch_add(&s->iNext, CHUNK, __ATOMIC_RELAXED);
-    if( i0>=j->nPt ) break;
-    assignRange(j, i0, i0+CHUNK < j->nPt ? i0+CHUNK : j->nPt);
-    for(w=1; w<nWorker && rc==SQLITE_OK; w++){
-      rc = helperCheck(j, aPid, aLive, w, &nLive, pzErr);
-    }
+  return SQLITE_OK;
+}
+
+/* Kill and reap every helper still running. */
+static void helpersStop(Helpers *h){
+  int w;
+  for(w=1; w<h->nWorker; w++){
+    int status;
+    if( h->aPid[w]<=0 || !h->aLive[w] ) continue;
+    kill(h->aPid[w], SIGKILL);
+    helperReap(h->aPid[w], 1, &status);
+    h->aLive[w] = 0;
+    h->nLive--;
+  }
+}
+
+/* After the read: this process takes chunks too, checking the helpers and
+** sqlite3_interrupt() between them, then waits for the helpers. Returns
+** SQLITE_OK, or an error code with *pzErr set; every helper is reaped. */
+static int helpersFinish(sqlite3 *db, const AssignJob *j, Helpers *h,
+                         char **pzErr){
+  int64_t i0, i1;
+  int rc = SQLITE_OK;
+  while( rc==SQLITE_OK && takeChunk(j->pSh, j->nCap, 1, &i0, &i1) ){
+    assignRange(j, i0, i1);
+    rc = helpersCheck(j, h, pzErr);
     if( rc==SQLITE_OK && trInterrupted(db) ){
       *pzErr = sqlite3_mprintf("tracts_assign: interrupted");
       rc = SQLITE_INTERRUPT;
     }
   }
-  /* then waits for the helpers */
-  while( rc==SQLITE_OK && nLive>0 ){
+  while( rc==SQLITE_OK && h->nLive>0 ){
     struct timespec ts = { 0, 1000000 };   /* 1 ms */
-    for(w=1; w<nWorker && rc==SQLITE_OK; w++){
-      rc = helperCheck(j, aPid, aLive, w, &nLive, pzErr);
-    }
-    if( rc==SQLITE_OK && nLive>0 ){
+    rc = helpersCheck(j, h, pzErr);
+    if( rc==SQLITE_OK && h->nLive>0 ){
       if( trInterrupted(db) ){
         *pzErr = sqlite3_mprintf("tracts_assign: interrupted");
         rc = SQLITE_INTERRUPT;
@@ -249,13 +299,7 @@ static int assignForked(sqlite3 *db, const AssignJob *j, int nWorker,
       nanosleep(&ts, 0);
     }
   }
-  /* on failure: stop and reap every helper still running */
-  for(w=1; w<nWorker; w++){
-    int status;
-    if( aPid[w]<=0 || !aLive[w] ) continue;
-    kill(aPid[w], SIGKILL);
-    helperReap(aPid[w], 1, &status);
-  }
+  helpersStop(h);
   return rc;
 }
 
@@ -347,7 +391,7 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *pKeys,
   sqlite3_free(zSql);
   if( rc ) goto fail;
   for(i=0; i<j->nPt; i++){
-    int32_t r = j->pSh->aRes[i];
+    int32_t r = j->aRes[i];
     int iCol = 3*(int)(i % BATCH);
     if( (i & 0xffff)==0xffff && trInterrupted(db) ){ rc = SQLITE_INTERRUPT; goto fail; }
     if( iCol==0 && j->nPt - i < BATCH ){
@@ -414,11 +458,12 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   sqlite3_stmt *pStmt = 0;
   AssignJob job;
   TrLookupKeys keys;
-  int64_t nAlloc = 0;
-  int nWorker, i, rc = SQLITE_OK;
+  Helpers helpers;
+  int nWorker, i, rc = SQLITE_OK, bReadTxn = 0, bForkOk;
   static const char *azWhat[4] = { "source table", "longitude column",
                                    "latitude column", "destination table" };
   memset(&job, 0, sizeof(job));
+  memset(&helpers, 0, sizeof(helpers));
   for(i=0; i<4; i++){
     azArg[i] = (const char*)sqlite3_value_text(argv[i]);
     if( azArg[i]==0 || azArg[i][0]==0 ){
@@ -530,66 +575,98 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     }
   }
 
+  /* One read snapshot for the count and the rows. */
+  rc = sqlite3_exec(db, "SAVEPOINT tracts_assign_read", 0, 0, 0);
+  if( rc ) goto done;
+  bReadTxn = 1;
+  bForkOk = sqlite3_txn_state(db, 0)!=SQLITE_TXN_WRITE;
+  zSql = sqlite3_mprintf("SELECT count(*) FROM %s", zSrc);
+  if( zSql==0 ){ rc = SQLITE_NOMEM; goto done; }
+  rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  sqlite3_free(zSql);
+  zSql = 0;
+  if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    job.nCap = sqlite3_column_int64(pStmt, 0);
+  }
+  rc = sqlite3_finalize(pStmt);
+  pStmt = 0;
+  if( rc ) goto done;
+
+  /* the shared mapping: counters, coordinates, results */
+  {
+    size_t nHead = (sizeof(AssignShared) + 63) & ~(size_t)63;
+    size_t nCap = (size_t)(job.nCap ? job.nCap : 1);
+    job.nSh = nHead + nCap*2*sizeof(double) + nCap*sizeof(int32_t);
+    job.pSh = mmap(0, job.nSh, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS,
+                   -1, 0);
+    if( job.pSh==MAP_FAILED ){
+      job.pSh = 0;
+      zErr = sqlite3_mprintf("tracts_assign: cannot map %zu bytes: %s",
+                             job.nSh, strerror(errno));
+      goto done;
+    }
+    job.aXY = (double*)((char*)job.pSh + nHead);
+    job.aRes = (int32_t*)(job.aXY + 2*nCap);
+    job.pSh->nTotal = -1;
+    job.aId = malloc(sizeof(sqlite3_int64)*nCap);
+    if( job.aId==0 ){ rc = SQLITE_NOMEM; goto done; }
+  }
+
+  /* helpers start now and join points as they are read */
+  if( (int64_t)nWorker*CHUNK > job.nCap ){
+    nWorker = (int)((job.nCap + CHUNK - 1)/CHUNK);
+    if( nWorker<1 ) nWorker = 1;
+  }
+  if( !bForkOk ) nWorker = 1;
+  helpers.nWorker = nWorker;
+  if( nWorker>1 ){
+    rc = helpersStart(&job, &helpers, &zErr);
+    if( rc ) goto done;
+  }
+
   /* the points */
   zSql = sqlite3_mprintf("SELECT rowid, \"%w\", \"%w\" FROM %s",
                          azArg[1], azArg[2], zSrc);
   if( zSql==0 ){ rc = SQLITE_NOMEM; goto done; }
   rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
   if( rc ){
-    const char *zMsg = sqlite3_errmsg(db);
-    zErr = strstr(zMsg, "rowid")
-      ? sqlite3_mprintf("tracts_assign: '%q' has no rowid (a view or a "
-                        "WITHOUT ROWID table)", azArg[0])
-      : sqlite3_mprintf("tracts_assign: %s", zMsg);
+    zErr = sqlite3_mprintf("tracts_assign: %s", sqlite3_errmsg(db));
     goto done;
   }
   while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
-    if( job.nPt>=nAlloc ){
-      int64_t nNew = nAlloc ? nAlloc*2 : 65536;
-      double *aXY = realloc(job.aXY, sizeof(double)*2*(size_t)nNew);
-      sqlite3_int64 *aId;
-      if( aXY==0 ){ rc = SQLITE_NOMEM; goto done; }
-      job.aXY = aXY;
-      aId = realloc(job.aId, sizeof(sqlite3_int64)*(size_t)nNew);
-      if( aId==0 ){ rc = SQLITE_NOMEM; goto done; }
-      job.aId = aId;
-      nAlloc = nNew;
-    }
+    double lon, lat;
+    if( job.nPt>=job.nCap ){ rc = SQLITE_ERROR; break; }   /* cannot be */
     job.aId[job.nPt] = sqlite3_column_int64(pStmt, 0);
-    {
-      double lon = colNumber(pStmt, 1, 0), lat = colNumber(pStmt, 2, 1);
-      if( isnan(lat) ) lon = NAN;
-      job.aXY[2*job.nPt] = lon;
-      job.aXY[2*job.nPt+1] = lat;
-    }
+    lon = colNumber(pStmt, 1, 0);
+    lat = colNumber(pStmt, 2, 1);
+    if( isnan(lat) ) lon = NAN;
+    job.aXY[2*job.nPt] = lon;
+    job.aXY[2*job.nPt+1] = lat;
     job.nPt++;
+    if( (job.nPt & 4095)==0 ){
+      __atomic_store_n(&job.pSh->nReady, job.nPt, __ATOMIC_RELEASE);
+      if( (job.nPt & 0xffff)==0 ){
+        if( helpersCheck(&job, &helpers, &zErr) ){ rc = SQLITE_ERROR; goto done; }
+      }
+    }
   }
   if( rc!=SQLITE_DONE ){
-    zErr = sqlite3_mprintf("tracts_assign: %s", sqlite3_errmsg(db));
+    if( zErr==0 ) zErr = sqlite3_mprintf("tracts_assign: %s", sqlite3_errmsg(db));
     goto done;
   }
   sqlite3_finalize(pStmt);
   pStmt = 0;
   rc = SQLITE_OK;
+  __atomic_store_n(&job.pSh->nReady, job.nPt, __ATOMIC_RELEASE);
+  __atomic_store_n(&job.pSh->nTotal, job.nPt, __ATOMIC_RELEASE);
+  sqlite3_exec(db, "RELEASE tracts_assign_read", 0, 0, 0);
+  bReadTxn = 0;
 
-  /* the join */
-  job.nSh = sizeof(AssignShared) + sizeof(int32_t)*(size_t)(job.nPt ? job.nPt : 1);
-  job.pSh = mmap(0, job.nSh, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS, -1, 0);
-  if( job.pSh==MAP_FAILED ){
-    job.pSh = 0;
-    zErr = sqlite3_mprintf("tracts_assign: cannot map %zu bytes: %s", job.nSh,
-                           strerror(errno));
-    goto done;
-  }
-  if( (int64_t)nWorker*CHUNK > job.nPt ){
-    nWorker = (int)((job.nPt + CHUNK - 1)/CHUNK);
-    if( nWorker<1 ) nWorker = 1;
-  }
-  if( sqlite3_txn_state(db, 0)==SQLITE_TXN_WRITE ) nWorker = 1;
+  /* the join: the rest of it, here and in the helpers */
   if( nWorker==1 ){
     assignRange(&job, 0, job.nPt);
   }else{
-    rc = assignForked(db, &job, nWorker, &zErr);
+    rc = helpersFinish(db, &job, &helpers, &zErr);
     if( rc ) goto done;
   }
   rc = assignWrite(db, &job, &keys, zDst, &zErr);
@@ -609,8 +686,9 @@ done:
     sqlite3_free(z);
   }
   sqlite3_finalize(pStmt);
+  helpersStop(&helpers);
+  if( bReadTxn ) sqlite3_exec(db, "RELEASE tracts_assign_read", 0, 0, 0);
   if( job.pSh ) munmap(job.pSh, job.nSh);
-  free(job.aXY);
   free(job.aId);
   sqlite3_free(zSql);
   sqlite3_free(zErr);
