@@ -13,4 +13,4 @@ build/genpoints --db $D/demo.db --table points --n 200000 --states RI,MA > /dev/
 echo "tract zips: $(ls $D/tracts | tr '\n' ' ')"
 echo "points:     $D/demo.db, table points(id, lon, lat), 200000 rows"
 sqlite3 $D/demo.db < examples/demo.sql
-echo "results:    $D/demo.db, table points_tract(id, geoid)"
+echo "results:    $D/demo.db, table points_tract(id, geoid, how)"

@@ -13,12 +13,12 @@
 SELECT state, tracts, repaired, round(seconds, 2) AS seconds, error
   FROM load_tracts('build/demo/tracts');
 
--- 2. Attach a tract to every point, in one transaction.
-DROP TABLE IF EXISTS points_tract;
-CREATE TABLE points_tract(id INTEGER PRIMARY KEY, geoid TEXT);
+-- 2. Attach a tract to every point: the parallel join on forked helpers
+--    creates points_tract(id, geoid, how) in one transaction.
 .timer on
-INSERT INTO points_tract SELECT id, tract_of(lon, lat) FROM points;
+SELECT tracts_assign('points', 'lon', 'lat', 'points_tract') AS rows_written;
 .timer off
+SELECT how, count(*) AS points FROM points_tract GROUP BY how ORDER BY 2 DESC;
 
 -- 3. A short summary.
 SELECT count(*) AS points,
