@@ -44,6 +44,48 @@ def run(cmd, **kw):
     return dt, r.stdout
 
 
+def pss_tree(pid):
+    """Summed PSS (bytes) of pid and its descendants."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    stack += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return total
+
+
+def run_sampled(cmd, script):
+    """Run cmd with script on stdin; return (stdout, peak summed PSS)."""
+    import threading
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    peak = [0]
+    done = []
+
+    def sample():
+        while not done:
+            peak[0] = max(peak[0], pss_tree(p.pid))
+            time.sleep(0.02)
+    th = threading.Thread(target=sample)
+    th.start()
+    out, err = p.communicate(script)
+    done.append(1)
+    th.join()
+    if p.returncode != 0:
+        sys.exit("failed: %s\n%s" % (" ".join(cmd), err))
+    return out, peak[0]
+
+
 def sql(db, script):
     return run(["sqlite3", "-batch", db], input=script)
 
@@ -80,6 +122,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--points", type=int, default=1000000)
+    ap.add_argument("--big", action="store_true",
+                    help="also 10x --points for tracts_assign")
     a = ap.parse_args()
     os.makedirs(D, exist_ok=True)
     states, natzip, pts = data(a.points)
@@ -191,7 +235,50 @@ def main():
     say("| floor: the same writing a constant GEOID | %.2f | %.2f M | 1.00x |"
         % (c_floor, n / c_floor / 1e6))
     say()
-    say("Command: `make bench` (bench/bench.py --runs %d --points %d)." % (a.runs, n))
+    # ---- tracts_assign
+    say("## tracts_assign: points table to (id, geoid, how) table")
+    say()
+    say("Index built beforehand (its build time is in the index table); "
+        "peak memory is the summed PSS of sqlite3 and its helpers, sampled "
+        "every 20 ms from /proc/PID/smaps_rollup.")
+    say()
+    say("| points | workers | seconds | points/s | / floor | peak PSS | PSS / 1 worker |")
+    say("|---:|---:|---:|---:|---:|---:|---:|")
+    big = [(pts, n, c_floor)]
+    if a.big:
+        _, _, pts10 = data(10 * n)
+        f10, _ = median_of(a.runs, lambda: timer(sql(db, (
+            ".load %s\nselect tract_of(0, 0);\nattach '%s' as p;\n"
+            "drop table if exists out;\n.timer on\ncreate table out as "
+            "select id, '00000000000' as geoid from p.points;\n")
+            % (EXT, pts10))[1]))
+        big.append((pts10, 10 * n, f10))
+    assign_results = {}
+    for path, npts, floor in big:
+        pss1 = None
+        for w in (1, 2):
+            def one():
+                script = (".load %s\nselect tract_of(0, 0);\nattach '%s' as p;\n"
+                          ".timer on\nselect tracts_assign('p.points', 'lon', "
+                          "'lat', 'out', %d);\n" % (EXT, path, w))
+                o, peak = run_sampled(["sqlite3", "-batch", db], script)
+                return timer(o), peak
+            xs = [one() for _ in range(a.runs)]
+            sec = statistics.median(x[0] for x in xs)
+            peak = max(x[1] for x in xs)
+            if w == 1:
+                pss1 = peak
+            assign_results[(npts, w)] = sec
+            say("| %d | %d | %.2f | %.2f M | %.2fx | %.0f MB | %.2fx |"
+                % (npts, w, sec, npts / sec / 1e6, sec / floor, peak / 1e6,
+                   peak / pss1))
+    say()
+    for npts in sorted(set(k[0] for k in assign_results)):
+        say("Scaling 1 -> 2 workers at %d points: %.2fx." %
+            (npts, assign_results[(npts, 1)] / assign_results[(npts, 2)]))
+    say()
+    say("Command: `make bench` (bench/bench.py --runs %d --points %d%s)." %
+        (a.runs, n, " --big" if a.big else ""))
     with open(os.path.join(D, "results.md"), "w") as f:
         f.write("\n".join(out) + "\n")
 

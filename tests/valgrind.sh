@@ -18,10 +18,14 @@ select count(*) from load_tracts('$ZIP');
 select tract_of(-71.45, 41.55), tracts_config('threads', 2);
 select * from load_tracts('/nonexistent.zip');
 select tract_of('x', 1), tracts_debug() is not null;
+create table pts(id INTEGER PRIMARY KEY, lon, lat);
+insert into pts(lon, lat) values(-71.45, 41.55), (-71.4, 41.6), (NULL, 1), ('x', 2);
+select tracts_assign('pts', 'lon', 'lat', 'out', 1), tracts_assign('pts', 'lon', 'lat', 'out', 2);
+select tracts_assign('nope', 'lon', 'lat', 'out');
 SQL
 done
 echo ".open :memory:" >> "$SCRIPT"
-valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect \
+valgrind --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --error-exitcode=9 --log-file="$LOG" sqlite3 < "$SCRIPT" > build/test-output/valgrind.out 2>&1
 rc=$?
 pass=0 fail=0

@@ -45,8 +45,6 @@ def main():
     a = ap.parse_args()
     pa, ta = split(a.a)
     pb, tb = split(a.b)
-    con = sqlite3.connect(":memory:")
-    con.execute("ATTACH ? AS a", ("file:%s?mode=ro" % pa,)) if False else None
     con = sqlite3.connect("file:%s?mode=ro" % pa, uri=True)
     con.execute("ATTACH ? AS b", ("file:%s?mode=ro" % pb,))
     con.execute("CREATE TEMP TABLE ja AS SELECT id, geoid FROM main.%s" % ta)
