@@ -17,6 +17,8 @@
 **     inside   strictly inside a tract
 **     edge     on a tract boundary; the tract is chosen by tract_of's rule
 **              (the smallest GEOID among the tracts covering the point)
+**     nearest  in no tract, but within tracts_config('nearest_m') metres of
+**              one: the nearest (off by default)
 **     outside  in no tract (geoid NULL)
 **     invalid  coordinates NULL, not numbers, out of range (geoid NULL)
 **   Returns the number of rows written. The optional fifth argument is the
@@ -69,6 +71,8 @@
 #define RES_OUTSIDE (-1)
 #define RES_INVALID (-2)
 #define RES_EDGE    0x40000000     /* or'ed into a polygon number */
+#define RES_NEAREST 0x20000000     /* likewise: the nearest, not covering */
+#define RES_POLY(r) ((uint32_t)(r) & 0x1fffffffu)
 
 /* Shared between the parent and its helpers (an anonymous MAP_SHARED
 ** mapping made before fork). */
@@ -85,6 +89,7 @@ struct AssignShared {
 typedef struct AssignJob AssignJob;
 struct AssignJob {
   const PipIndex *pIdx;            /* the tract index */
+  double rNearest;                 /* nearest-tract distance, 0 = off */
   int64_t nCap;                    /* room for points in the mapping */
   int64_t nPt;                     /* points read */
   double *aXY;                     /* 2 per point, NaN when invalid (mapped) */
@@ -103,6 +108,10 @@ static void assignRange(const AssignJob *j, int64_t i0, int64_t i1){
     int64_t r;
     if( isnan(lon) ){ j->aRes[i] = RES_INVALID; continue; }
     r = pipLookup(j->pIdx, lon, lat, &bEdge);
+    if( r<0 && j->rNearest>0.0 ){
+      r = pipNearest(j->pIdx, lon, lat, j->rNearest, 0);
+      if( r>=0 ){ j->aRes[i] = (int32_t)(r | RES_NEAREST); continue; }
+    }
     j->aRes[i] = r<0 ? RES_OUTSIDE : (int32_t)(r | (bEdge ? RES_EDGE : 0));
   }
 }
@@ -361,6 +370,7 @@ static char *quotedName(const char *zSchema, const char *zTable){
 static const char *howName(int32_t r){
   if( r==RES_INVALID ) return "invalid";
   if( r==RES_OUTSIDE ) return "outside";
+  if( r & RES_NEAREST ) return "nearest";
   return (r & RES_EDGE) ? "edge" : "inside";
 }
 
@@ -409,7 +419,7 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *pKeys,
     }
     sqlite3_bind_int64(pIns, iCol+1, j->aId[i]);
     if( r>=0 ){
-      uint32_t k = (uint32_t)(r & ~RES_EDGE);
+      uint32_t k = RES_POLY(r);
       sqlite3_bind_text(pIns, iCol+2, pKeys->zKeys + pKeys->aOff[k],
                         (int)strlen(pKeys->zKeys + pKeys->aOff[k]), SQLITE_STATIC);
     }else{
@@ -514,6 +524,7 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     goto done;
   }
   trLookupKeys(pConn, &keys);
+  job.rNearest = (double)trConfigInt(pConn, TR_SET_NEAREST);
 
   /* the source must be a rowid table */
   {

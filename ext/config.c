@@ -13,17 +13,21 @@
 **              MakeValid on load; 0: the file is refused instead.
 **     threads  threads that validate and encode polygons on load;
 **              0 (default) means the number of online CPUs.
-**     workers  helper processes tracts_assign forks; 0 (default) means
-**              the number of online CPUs, 1 means no fork.
+**     workers  processes tracts_assign uses, this one included; 0
+**              (default) means the number of online CPUs, 1 means no fork.
+**     nearest_m  a point outside every tract but within this many metres
+**              of one gets the nearest (tract_of, and how = 'nearest' in
+**              tracts_assign); 0 (default) turns it off. Census files are
+**              clipped to the shoreline, so coastal points fall outside.
 **
 **   A setting's default can be overridden for every connection of a
 **   process by the environment variable TRACTS_<NAME> (TRACTS_REPAIR,
-**   TRACTS_THREADS, TRACTS_WORKERS), read when the setting is read; tracts_config(key,
+**   TRACTS_THREADS, TRACTS_WORKERS, TRACTS_NEAREST_M), read when the setting is read; tracts_config(key,
 **   value) overrides both for this connection.
 **
 ** Errors
 **
-**     tracts_config: unknown setting 'x' (known: repair, threads, workers)
+**     tracts_config: unknown setting 'x' (known: repair, threads, workers, nearest_m)
 **     tracts_config: repair must be an integer from 0 to 1, got 'yes'
 */
 #include "tracts_sql.h"
@@ -45,6 +49,7 @@ static const TrSetting aSetting[TR_N_SETTING] = {
   /* TR_SET_REPAIR  */ { "repair",  "TRACTS_REPAIR",  1, 0, 1 },
   /* TR_SET_THREADS */ { "threads", "TRACTS_THREADS", 0, 0, 64 },
   /* TR_SET_WORKERS */ { "workers", "TRACTS_WORKERS", 0, 0, 64 },
+  /* TR_SET_NEAREST */ { "nearest_m", "TRACTS_NEAREST_M", 0, 0, 100000 },
 };
 
 /* Parse z as an integer in [iMin, iMax]; 0 on success. */
@@ -97,7 +102,7 @@ static void configFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }
   if( i==TR_N_SETTING ){
     char *z = sqlite3_mprintf("tracts_config: unknown setting '%q' "
-                              "(known: repair, threads, workers)", zKey);
+                              "(known: repair, threads, workers, nearest_m)", zKey);
     sqlite3_result_error(ctx, z ? z : "tracts_config: unknown setting", -1);
     sqlite3_free(z);
     return;

@@ -7,7 +7,8 @@
 **     SELECT id, tract_of(lon, lat) FROM points;
 **
 **   Returns the GEOID of the tract covering the point, or NULL when no
-**   loaded tract covers it. A point on an edge or vertex shared by several
+**   loaded tract covers it (with tracts_config('nearest_m', M) > 0: the
+**   nearest tract within M metres, else NULL). A point on an edge or vertex shared by several
 **   tracts gets the one with the smallest GEOID (see pip.c). Longitude and
 **   latitude are degrees; NAD83 (the Census datum) and WGS84 are treated
 **   as the same (they differ by about a metre in the conterminous US).
@@ -283,6 +284,10 @@ static void tractOfFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     return;
   }
   i = pipLookup(pIdx, lon, lat, 0);
+  if( i<0 ){
+    int64_t m = trConfigInt(pConn, TR_SET_NEAREST);
+    if( m>0 ) i = pipNearest(pIdx, lon, lat, (double)m, 0);
+  }
   if( i>=0 && (uint32_t)i<pConn->pLookup->nPoly ){
     const char *z = pConn->pLookup->zKeys + pConn->pLookup->aKeyOff[i];
     sqlite3_result_text(ctx, z, -1, SQLITE_TRANSIENT);

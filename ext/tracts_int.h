@@ -187,6 +187,12 @@ void pipFree(PipIndex *p);
 ** NULL) is set when the point lies on the boundary of that polygon. */
 int64_t pipLookup(const PipIndex *p, double lon, double lat, int *pbEdge);
 
+/* The polygon nearest to (lon, lat) whose boundary is within maxMetres
+** (on a local equirectangular projection), the lowest number on a tie, or
+** -1. For points outside every polygon. *pMetres gets the distance. */
+int64_t pipNearest(const PipIndex *p, double lon, double lat,
+                   double maxMetres, double *pMetres);
+
 /* Bytes held by the index, and counts for tracts_debug(). */
 size_t pipBytes(const PipIndex *p);
 void pipStats(const PipIndex *p, char *zBuf, int nBuf);

@@ -16,6 +16,7 @@ enum {
   TR_SET_REPAIR = 0,     /* repair invalid polygons on load (0/1) */
   TR_SET_THREADS,        /* threads validating polygons on load */
   TR_SET_WORKERS,        /* helper processes of tracts_assign */
+  TR_SET_NEAREST,        /* nearest-tract fallback distance, metres */
   TR_N_SETTING
 };
 

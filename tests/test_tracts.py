@@ -179,7 +179,7 @@ def test_config():
     eq(c.execute("select tracts_config('repair', NULL)").fetchone()[0], 1)
     eq(c.execute("select tracts_config('threads', 3)").fetchone()[0], 3)
     expect_error(c, "select tracts_config('colour')", (),
-                 "tracts_config: unknown setting 'colour' (known: repair, threads, workers)")
+                 "tracts_config: unknown setting 'colour' (known: repair, threads, workers, nearest_m)")
     expect_error(c, "select tracts_config('repair', 'yes')", (),
                  "tracts_config: repair must be an integer from 0 to 1, got 'yes'")
     expect_error(c, "select tracts_config('threads', 65)", (),
@@ -1004,6 +1004,30 @@ def test_assign_hostile_identifiers():
     d = connect()
     expect_error(d, "select tracts_assign('x', 'lon', 'lat', 'out')", (),
                  "tracts_assign: no tracts loaded (run load_tracts)")
+
+
+def test_nearest_fallback():
+    c = connect()
+    c.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    # 0.001 degree east of the island's edge at 41.58 N: about 83 m
+    x, y = -70.999, 41.58
+    t = lambda: c.execute("select tract_of(?, ?)", (x, y)).fetchone()[0]
+    eq(t(), None, "off by default")
+    eq(c.execute("select tracts_config('nearest_m', 100)").fetchone()[0], 100)
+    eq(t(), "44009000800", "within 100 m")
+    c.execute("select tracts_config('nearest_m', 50)")
+    eq(t(), None, "not within 50 m")
+    c.execute("select tracts_config('nearest_m', 100)")
+    c.execute("create table p(id INTEGER PRIMARY KEY, lon, lat)")
+    c.executemany("insert into p(lon, lat) values(?, ?)",
+                  [(x, y), (-71.45, 41.55), (-69.0, 41.0), (None, 1)])
+    for w in (1, 2):
+        c.execute("select tracts_assign('p', 'lon', 'lat', 'o', ?)", (w,))
+        eq(c.execute("select id, geoid, how from o order by id").fetchall(),
+           [(1, "44009000800", "nearest"), (2, "44007000100", "inside"),
+            (3, None, "outside"), (4, None, "invalid")])
+    expect_error(c, "select tracts_config('nearest_m', -1)", (),
+                 "tracts_config: nearest_m must be an integer from 0 to 100000, got '-1'")
 
 
 def test_assign_inside_write_transaction():

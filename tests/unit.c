@@ -222,6 +222,33 @@ static void freePolys(Poly *aP, int n){
   free(aP);
 }
 
+/* Brute-force nearest polygon within maxM metres (same metric as pip.c). */
+static int64_t bruteNearest(Poly *aP, int n, double lon, double lat,
+                            double maxM, double *pD){
+  double ky = 6371008.8*3.14159265358979323846/180.0/1e7;
+  double kx = ky*cos(lat*3.14159265358979323846/180.0);
+  double px = (double)q(lon, 180), py = (double)q(lat, 90);
+  double best = maxM*maxM;
+  int64_t bestPoly = -1;
+  int i, r, k;
+  for(i=0; i<n; i++){
+    for(r=0; r<aP[i].nRing; r++){
+      for(k=0; k+1<aP[i].aN[r]; k++){
+        double ax = (double)q(aP[i].aXY[r][2*k], 180), ay = (double)q(aP[i].aXY[r][2*k+1], 90);
+        double bx = (double)q(aP[i].aXY[r][2*k+2], 180), by = (double)q(aP[i].aXY[r][2*k+3], 90);
+        double x0 = (ax-px)*kx, y0 = (ay-py)*ky, dx = (bx-ax)*kx, dy = (by-ay)*ky;
+        double l2 = dx*dx + dy*dy, t = 0, d;
+        if( l2>0 ){ t = -(x0*dx + y0*dy)/l2; if( t<0 ) t = 0; else if( t>1 ) t = 1; }
+        x0 += t*dx; y0 += t*dy;
+        d = x0*x0 + y0*y0;
+        if( d<best || (d==best && i<bestPoly) ){ best = d; bestPoly = i; }
+      }
+    }
+  }
+  *pD = sqrt(best);
+  return bestPoly;
+}
+
 /* Compare index and brute force on random, vertex and edge points. */
 static void testGrid(int G, double x0, double y0, double w, int k, int nRand,
                      int bHoles, int bOverlap){
@@ -264,6 +291,30 @@ static void testGrid(int G, double x0, double y0, double w, int k, int nRand,
   }
   CHECK(nBad==0, "grid %dx%d at (%g,%g) size %g: %d of %d points differ",
         G, G, x0, y0, w, nBad, nTot);
+  /* nearest polygon for points around the grid */
+  {
+    int nNear = 0, nNearBad = 0, nFound = 0;
+    for(i=0; i<2000; i++){
+      double lon = snap(x0 - w*0.1 + frand()*w*1.2);
+      double lat = snap(y0 - w*0.1 + frand()*w*1.2);
+      double maxM = 200.0 + frand()*w*40000.0, d1 = 0, d2 = 0;
+      int e;
+      int64_t a1, b1;
+      if( lon>180.0 || brute(aP, n, lon, lat, &e)>=0 ) continue;
+      nNear++;
+      a1 = pipNearest(pIdx, lon, lat, maxM, &d1);
+      b1 = bruteNearest(aP, n, lon, lat, maxM, &d2);
+      nFound += a1>=0;
+      if( a1!=b1 && !(a1>=0 && b1>=0 && fabs(d1-d2)<1e-6) ){
+        if( nNearBad<5 ) printf("  nearest at (%.7f, %.7f) within %.0f m: index "
+                                "%lld (%.3f m), brute %lld (%.3f m)\n", lon, lat,
+                                maxM, (long long)a1, d1, (long long)b1, d2);
+        nNearBad++;
+      }
+    }
+    CHECK(nNearBad==0 && nFound>0, "grid %dx%d: nearest polygon for %d outside "
+          "points (%d found, %d differ)", G, G, nNear, nFound, nNearBad);
+  }
   CHECK(nEdge>nTot/20, "grid %dx%d: edge points exercised (%d)", G, G, nEdge);
   pipFree(pIdx);
   freePolys(aP, n);

@@ -26,9 +26,10 @@
  *                tract index (= smallest GEOID, tracts are read sorted by
  *                GEOID) that covers.  Children send their results to the
  *                parent through a pipe as fixed-size 12-byte records
- *                (int64 id, int32 tract index, -1 = none), then two trailer
- *                records with their own Rss and Pss in kB (read from
- *                /proc/self/smaps_rollup when their slice is done).
+ *                (int64 id, int32 tract index, -1 = none), then three
+ *                trailer records: their own Rss and Pss in kB (read from
+ *                /proc/self/smaps_rollup when their slice is done) and the
+ *                milliseconds the slice took (reported in "join_detail").
  *   write        parent: fresh out db, CREATE TABLE res(id INTEGER, geoid
  *                TEXT), all rows (geoid NULL where no tract covers) inserted
  *                in one transaction with one prepared INSERT.
@@ -237,6 +238,7 @@ static void join_slice(long a, long b) {
 }
 
 #define REC 12
+#define NTRAIL 3 /* trailer records: Rss kB, Pss kB, slice milliseconds */
 static void put_rec(unsigned char *buf, int64_t id, int32_t v) {
     memcpy(buf, &id, 8);
     memcpy(buf + 8, &v, 4);
@@ -405,15 +407,18 @@ int main(int argc, char **argv) {
         if (pid < 0) die("fork: %s", strerror(errno));
         if (pid == 0) {
             close(pfd[0]);
+            double tc = now();
             long a = np * w / workers, b = np * (w + 1) / workers;
             join_slice(a, b);
+            int32_t slice_ms = (int32_t)((now() - tc) * 1000);
             long rss, pss;
             smaps_rollup(&rss, &pss);
-            size_t nb = (size_t)(b - a + 2) * REC;
+            size_t nb = (size_t)(b - a + NTRAIL) * REC;
             unsigned char *buf = malloc(nb), *q = buf;
             for (long i = a; i < b; i++, q += REC) put_rec(q, pid_arr[i], res[i]);
             put_rec(q, -1, (int32_t)rss);
             put_rec(q + REC, -2, (int32_t)pss);
+            put_rec(q + 2 * REC, -3, slice_ms);
             write_all(pfd[1], buf, nb);
             close(pfd[1]);
             _exit(0);
@@ -422,12 +427,14 @@ int main(int argc, char **argv) {
         kids[w] = pid;
         fds[w] = pfd[0];
     }
+    double t_fork = now() - t, tp = now();
     join_slice(0, np / workers);
+    double t_parent_slice = now() - tp, t_child_slice_max = 0;
     long rss_sum, pss_sum;
     smaps_rollup(&rss_sum, &pss_sum);
     for (int w = 1; w < workers; w++) {
         long a = np * w / workers, b = np * (w + 1) / workers;
-        size_t nb = (size_t)(b - a + 2) * REC;
+        size_t nb = (size_t)(b - a + NTRAIL) * REC;
         unsigned char *buf = malloc(nb);
         if (read_full(fds[w], buf, nb) != nb) die("short read from worker %d", w);
         for (long i = a; i < b; i++) {
@@ -441,6 +448,9 @@ int main(int argc, char **argv) {
         int32_t crss, cpss;
         memcpy(&crss, buf + (b - a) * REC + 8, 4);
         memcpy(&cpss, buf + (b - a + 1) * REC + 8, 4);
+        int32_t cms;
+        memcpy(&cms, buf + (b - a + 2) * REC + 8, 4);
+        if (cms / 1000.0 > t_child_slice_max) t_child_slice_max = cms / 1000.0;
         rss_sum += crss;
         pss_sum += cpss;
         free(buf);
@@ -506,11 +516,13 @@ int main(int argc, char **argv) {
     printf("{\"method\": \"geos_baseline\", \"points\": %ld, \"seconds\": %.3f, "
            "\"phases\": {\"read_tracts\": %.3f, \"prepare\": %.3f, \"read_points\": %.3f, "
            "\"join\": %.3f, \"write\": %.3f}, \"peak_rss_mb\": %.1f, \"peak_rss_children_mb\": %.1f, "
+           "\"join_detail\": {\"fork\": %.3f, \"parent_slice\": %.3f, \"child_slice_max\": %.3f}, "
            "\"join_rss_sum_mb\": %.1f, \"join_pss_sum_mb\": %.1f, \"answers_sha\": \"%s\", "
            "\"n_assigned\": %ld, \"workers\": %d, \"tracts\": %d, \"vertices\": %ld, "
            "\"rule\": \"covers, smallest GEOID\"}\n",
            np, total, t_read_tracts, t_prepare, t_read_points, t_join, t_write,
-           ru.ru_maxrss / 1024.0, rc_.ru_maxrss / 1024.0, rss_sum / 1024.0, pss_sum / 1024.0, hex,
+           ru.ru_maxrss / 1024.0, rc_.ru_maxrss / 1024.0, t_fork, t_parent_slice, t_child_slice_max,
+           rss_sum / 1024.0, pss_sum / 1024.0, hex,
            n_assigned, workers, ntracts, nverts);
     return 0;
 }
