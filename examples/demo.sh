@@ -14,3 +14,4 @@ echo "tract zips: $(ls $D/tracts | tr '\n' ' ')"
 echo "points:     $D/demo.db, table points(id, lon, lat), 200000 rows"
 sqlite3 $D/demo.db < examples/demo.sql
 echo "results:    $D/demo.db, table points_tract(id, geoid, how)"
+echo "chart:      $D/usage.png (CPU and memory over the run)"

@@ -9,6 +9,9 @@
 .mode box
 .timer off
 
+-- 0. Watch CPU and memory of this process and its helpers while it works.
+SELECT monitor_start(0.05) AS monitor;
+
 -- 1. Load every state's tract zip in the folder (one row per file).
 SELECT state, tracts, repaired, round(seconds, 2) AS seconds, error
   FROM load_tracts('build/demo/tracts');
@@ -35,7 +38,14 @@ SELECT geoid, count(*) AS points
   FROM points_tract WHERE geoid IS NOT NULL
  GROUP BY geoid ORDER BY points DESC LIMIT 5;
 
--- 4. One point by hand, and the files behind the answers.
+-- 4. Stop the monitor and chart it next to the database.
+SELECT monitor_stop() AS samples;
+SELECT round(max(cpu_pct)) AS peak_cpu_pct,
+       round(max(rss_bytes + children_pss_bytes) / 1048576.0) AS peak_mib
+  FROM monitor_samples;
+SELECT monitor_plot('build/demo/usage.png', 'tracts demo: load, index, join') AS chart;
+
+-- 5. One point by hand, and the files behind the answers.
 SELECT id, lon, lat, tract_of(lon, lat) AS tract FROM points WHERE id = 1;
 SELECT state, file, year, tracts, substr(sha256, 1, 12) AS sha256
   FROM tracts_files ORDER BY state;

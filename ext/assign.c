@@ -586,6 +586,7 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     }
   }
 
+  trMonitorMark(pConn, "assign: read");
   /* One read snapshot for the count and the rows. */
   rc = sqlite3_exec(db, "SAVEPOINT tracts_assign_read", 0, 0, 0);
   if( rc ) goto done;
@@ -673,6 +674,7 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   sqlite3_exec(db, "RELEASE tracts_assign_read", 0, 0, 0);
   bReadTxn = 0;
 
+  trMonitorMark(pConn, "assign: join");
   /* the join: the rest of it, here and in the helpers */
   if( nWorker==1 ){
     assignRange(&job, 0, job.nPt);
@@ -680,6 +682,7 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     rc = helpersFinish(db, &job, &helpers, &zErr);
     if( rc ) goto done;
   }
+  trMonitorMark(pConn, "assign: write");
   rc = assignWrite(db, &job, &keys, zDst, &zErr);
   if( rc ) goto done;
   sqlite3_result_int64(ctx, job.nPt);

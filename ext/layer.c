@@ -51,6 +51,7 @@
 #include "tracts_sql.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
@@ -251,337 +252,471 @@ static void loadErr(char **pzErr, const char *zFile, const char *zMsg){
   *pzErr = sqlite3_mprintf("load_tracts: %s: %s", zFile, zMsg);
 }
 
-/* Write the records of shp for the file zFile in one savepoint. */
-static int loadWrite(LoadVtab *pTab, const char *zFile, TrShapes *shp,
-                     LoadRow *pRow, char **pzErr){
+/* ---- writing one file -------------------------------------------------- */
+
+#define MAX_STATES 100
+
+/* The writer's state while one file is written, in one savepoint. */
+typedef struct FileWriter FileWriter;
+struct FileWriter {
+  LoadVtab *pTab;            /* the module */
+  const char *zFile;         /* the file's path */
+  const char *zSha256;       /* its hash */
+  sqlite3_stmt *pIns;        /* INSERT into the layer's table */
+  sqlite3_stmt *pBox;        /* INSERT into its R*Tree */
+  sqlite3_stmt *pDel;        /* DELETE a state's rows */
+  sqlite3_stmt *pDelBox;     /* DELETE a state's boxes */
+  int iGroup, iKey;          /* field numbers of STATEFP and GEOID */
+  char zName[8];             /* state from the file name, "" if none */
+  int yearName;              /* year from the file name, 0 if none */
+  int nState;                /* states seen */
+  char azState[MAX_STATES][8];   /* their codes */
+  int anTract[MAX_STATES];   /* rows written per state */
+  int anRepaired[MAX_STATES];/* repaired per state */
+  int nTract, nRepaired;     /* totals */
+  int bOpen;                 /* the savepoint is open */
+};
+
+static int prepareFmt(sqlite3 *db, sqlite3_stmt **pp, const char *zFmt, ...){
+  va_list ap;
+  char *zSql;
+  int rc;
+  va_start(ap, zFmt);
+  zSql = sqlite3_vmprintf(zFmt, ap);
+  va_end(ap);
+  if( zSql==0 ) return SQLITE_NOMEM;
+  rc = sqlite3_prepare_v2(db, zSql, -1, pp, 0);
+  sqlite3_free(zSql);
+  return rc;
+}
+
+static void writerFinalize(FileWriter *w){
+  sqlite3_finalize(w->pIns);
+  sqlite3_finalize(w->pBox);
+  sqlite3_finalize(w->pDel);
+  sqlite3_finalize(w->pDelBox);
+  w->pIns = w->pBox = w->pDel = w->pDelBox = 0;
+}
+
+/* Roll back everything written for this file. */
+static void writerAbort(FileWriter *w){
+  writerFinalize(w);
+  if( w->bOpen ){
+    sqlite3_exec(w->pTab->pConn->db,
+                 "ROLLBACK TO tracts_load; RELEASE tracts_load", 0, 0, 0);
+    w->bOpen = 0;
+  }
+}
+
+/* Open the savepoint, make the schema, drop the change triggers (a
+** statement per row, a third of the write time; the generation is bumped
+** once instead and the triggers made again at the end) and prepare. */
+static int writerBegin(FileWriter *w, LoadVtab *pTab, const char *zFile,
+                       const char *zSha256, char **pzErr){
   sqlite3 *db = pTab->pConn->db;
   const TrLayer *L = pTab->pLayer;
-  int iGroup = fieldIndex(L, L->zGroup), iKey = fieldIndex(L, L->zKey);
-  sqlite3_stmt *pIns = 0, *pBox = 0, *pDel = 0, *pDelBox = 0, *pFile = 0;
-  sqlite3_str *pStates = sqlite3_str_new(db);
-  char *zSql = 0, *zMsg = 0;
-  int rc, i, nState = 0;
-  const char *azSeen[100];
-  char zName[8];
-  int yearName = 0;
-
+  char *zMsg = 0;
+  int i, rc;
+  memset(w, 0, sizeof(*w));
+  w->pTab = pTab;
+  w->zFile = zFile;
+  w->zSha256 = zSha256;
+  w->iGroup = fieldIndex(L, L->zGroup);
+  w->iKey = fieldIndex(L, L->zKey);
+  if( !parseCensusName(zFile, L->zFileTag, &w->yearName, w->zName,
+                       sizeof(w->zName)) ){
+    w->zName[0] = 0;
+  }
   rc = sqlite3_exec(db, "SAVEPOINT tracts_load", 0, 0, 0);
-  if( rc ){ loadErr(pzErr, zFile, sqlite3_errmsg(db)); sqlite3_free(sqlite3_str_finish(pStates)); return rc; }
+  if( rc ){ loadErr(pzErr, zFile, sqlite3_errmsg(db)); return rc; }
+  w->bOpen = 1;
   rc = trLayerEnsureSchema(db, L, &zMsg);
-  if( rc ) goto fail;
-  /* The change triggers cost a statement per row (a third of the write
-  ** time): drop them for this savepoint, keep the R*Tree by hand, bump the
-  ** generation once, and create them again before the release. */
-  zSql = sqlite3_mprintf("DROP TRIGGER main.\"%w_changed_i\";"
-                         "DROP TRIGGER main.\"%w_changed_u\";"
-                         "DROP TRIGGER main.\"%w_changed_d\";"
-                         "UPDATE main.tracts_layers SET generation=generation+1 "
-                         "WHERE layer=%Q", L->zTable, L->zTable, L->zTable,
-                         L->zName);
-  rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
-  if( rc ) goto fail;
-
-  /* statements */
-  {
-    sqlite3_str *s = sqlite3_str_new(db);
-    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", L->zTable);
-    for(i=0; i<L->nField; i++) sqlite3_str_appendf(s, "\"%w\",", L->aField[i].zName);
-    sqlite3_str_appendall(s, "geometry) VALUES(");
-    for(i=0; i<L->nField; i++) sqlite3_str_appendall(s, "?,");
-    sqlite3_str_appendall(s, "?)");
-    zSql = sqlite3_str_finish(s);
-    if( zSql==0 ){ rc = SQLITE_NOMEM; goto fail; }
-    rc = sqlite3_prepare_v2(db, zSql, -1, &pIns, 0);
+  if( rc==SQLITE_OK ){
+    char *zSql = sqlite3_mprintf("DROP TRIGGER main.\"%w_changed_i\";"
+        "DROP TRIGGER main.\"%w_changed_u\";DROP TRIGGER main.\"%w_changed_d\";"
+        "UPDATE main.tracts_layers SET generation=generation+1 WHERE layer=%Q",
+        L->zTable, L->zTable, L->zTable, L->zName);
+    rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
     sqlite3_free(zSql);
-    if( rc ) goto fail;
   }
-  zSql = sqlite3_mprintf("INSERT OR REPLACE INTO main.\"%w_rtree\" "
-                         "VALUES(?,?,?,?,?)", L->zTable);
-  rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pBox, 0) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
-  if( rc ) goto fail;
-  zSql = sqlite3_mprintf("DELETE FROM main.\"%w_rtree\" WHERE id IN "
-                         "(SELECT rowid FROM main.\"%w\" WHERE \"%w\"=?1)",
-                         L->zTable, L->zTable, L->zGroup);
-  rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pDelBox, 0) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
-  if( rc ) goto fail;
-  zSql = sqlite3_mprintf("DELETE FROM main.\"%w\" WHERE \"%w\"=?1",
-                         L->zTable, L->zGroup);
-  rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pDel, 0) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
-  if( rc ) goto fail;
-  rc = sqlite3_prepare_v2(db,
-      "INSERT OR REPLACE INTO main.tracts_files VALUES(?1,?2,?3,?4,?5,?6,?7,"
-      "strftime('%Y-%m-%dT%H:%M:%fZ','now'))", -1, &pFile, 0);
-  if( rc ) goto fail;
-
-  if( !parseCensusName(zFile, L->zFileTag, &yearName, zName, sizeof(zName)) ){
-    zName[0] = 0;
+  if( rc==SQLITE_OK ){
+    sqlite3_str *x = sqlite3_str_new(db);
+    char *zSql;
+    sqlite3_str_appendf(x, "INSERT INTO main.\"%w\"(", L->zTable);
+    for(i=0; i<L->nField; i++) sqlite3_str_appendf(x, "\"%w\",", L->aField[i].zName);
+    sqlite3_str_appendall(x, "geometry) VALUES(");
+    for(i=0; i<L->nField; i++) sqlite3_str_appendall(x, "?,");
+    sqlite3_str_appendall(x, "?)");
+    zSql = sqlite3_str_finish(x);
+    rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &w->pIns, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
   }
-
-  /* every state of the file: check, then delete its old rows */
-  for(i=0; i<shp->nRec; i++){
-    const char *zG = shp->aRec[i].azAttr[iGroup];
-    const char *zK = shp->aRec[i].azAttr[iKey];
-    int j, bSeen = 0;
-    if( zK==0 ){
-      zMsg = sqlite3_mprintf("record %d has an empty %s", i+1, L->zKey);
-      rc = SQLITE_ERROR; goto fail;
-    }
-    if( zG==0 ){
-      zMsg = sqlite3_mprintf("record %d has an empty %s", i+1, L->zGroup);
-      rc = SQLITE_ERROR; goto fail;
-    }
-    if( zName[0]>='0' && zName[0]<='9' && strcmp(zName, zG)!=0 ){
-      zMsg = sqlite3_mprintf("record %d has %s '%s' but the file is named "
-                             "for state %s", i+1, L->zGroup, zG, zName);
-      rc = SQLITE_ERROR; goto fail;
-    }
-    for(j=0; j<nState && !bSeen; j++){
-      bSeen = strcmp(azSeen[j], zG)==0;
-    }
-    if( !bSeen && nState>=(int)(sizeof(azSeen)/sizeof(azSeen[0])) ){
-      zMsg = sqlite3_mprintf("the file holds more than %d states",
-                             (int)(sizeof(azSeen)/sizeof(azSeen[0])));
-      rc = SQLITE_ERROR; goto fail;
-    }
-    if( bSeen ) continue;
-    if( nState>0 ) sqlite3_str_appendchar(pStates, 1, ',');
-    sqlite3_str_appendall(pStates, zG);
-    azSeen[nState++] = zG;
-    sqlite3_bind_text(pDelBox, 1, zG, -1, SQLITE_STATIC);
-    sqlite3_bind_text(pDel, 1, zG, -1, SQLITE_STATIC);
-    if( sqlite3_step(pDelBox)!=SQLITE_DONE || sqlite3_step(pDel)!=SQLITE_DONE ){
-      rc = SQLITE_ERROR; goto fail_db;
-    }
-    sqlite3_reset(pDelBox);
-    sqlite3_reset(pDel);
+  if( rc==SQLITE_OK ){
+    rc = prepareFmt(db, &w->pBox, "INSERT OR REPLACE INTO main.\"%w_rtree\" "
+                    "VALUES(?,?,?,?,?)", L->zTable);
   }
+  if( rc==SQLITE_OK ){
+    rc = prepareFmt(db, &w->pDelBox, "DELETE FROM main.\"%w_rtree\" WHERE id "
+                    "IN (SELECT rowid FROM main.\"%w\" WHERE \"%w\"=?1)",
+                    L->zTable, L->zTable, L->zGroup);
+  }
+  if( rc==SQLITE_OK ){
+    rc = prepareFmt(db, &w->pDel, "DELETE FROM main.\"%w\" WHERE \"%w\"=?1",
+                    L->zTable, L->zGroup);
+  }
+  if( rc ){
+    loadErr(pzErr, zFile, zMsg ? zMsg : sqlite3_errmsg(db));
+    sqlite3_free(zMsg);
+    writerAbort(w);
+    return rc;
+  }
+  return SQLITE_OK;
+}
 
+/* Write records shp->aRec (numbered from iFirst+1 in the file). */
+static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
+  sqlite3 *db = w->pTab->pConn->db;
+  const TrLayer *L = w->pTab->pLayer;
+  char *zMsg = 0;
+  int i, rc = SQLITE_OK;
   for(i=0; i<shp->nRec; i++){
     TrRecord *r = &shp->aRec[i];
-    sqlite3_int64 iRowid;
-    double aBox[4];
-    int k;
+    const char *zG = r->azAttr[w->iGroup], *zK = r->azAttr[w->iKey];
+    int k, iState;
+    if( zK==0 ){
+      zMsg = sqlite3_mprintf("record %d has an empty %s", iFirst+i+1, L->zKey);
+      rc = SQLITE_ERROR; break;
+    }
+    if( zG==0 ){
+      zMsg = sqlite3_mprintf("record %d has an empty %s", iFirst+i+1, L->zGroup);
+      rc = SQLITE_ERROR; break;
+    }
+    if( w->zName[0]>='0' && w->zName[0]<='9' && strcmp(w->zName, zG)!=0 ){
+      zMsg = sqlite3_mprintf("record %d has %s '%s' but the file is named "
+                             "for state %s", iFirst+i+1, L->zGroup, zG, w->zName);
+      rc = SQLITE_ERROR; break;
+    }
+    for(iState=0; iState<w->nState && strcmp(w->azState[iState], zG)!=0; iState++){}
+    if( iState==w->nState ){
+      /* a state first seen: its old rows go */
+      if( w->nState>=MAX_STATES || strlen(zG)>=sizeof(w->azState[0]) ){
+        zMsg = sqlite3_mprintf("record %d: too many or too long %s values",
+                               iFirst+i+1, L->zGroup);
+        rc = SQLITE_ERROR; break;
+      }
+      memcpy(w->azState[w->nState], zG, strlen(zG)+1);
+      w->nState++;
+      sqlite3_bind_text(w->pDelBox, 1, zG, -1, SQLITE_STATIC);
+      sqlite3_bind_text(w->pDel, 1, zG, -1, SQLITE_STATIC);
+      if( sqlite3_step(w->pDelBox)!=SQLITE_DONE || sqlite3_step(w->pDel)!=SQLITE_DONE ){
+        rc = SQLITE_ERROR; break;
+      }
+      sqlite3_reset(w->pDelBox);
+      sqlite3_reset(w->pDel);
+    }
     if( (i & 1023)==1023 && trInterrupted(db) ){
       zMsg = sqlite3_mprintf("interrupted");
-      rc = SQLITE_INTERRUPT; goto fail;
+      rc = SQLITE_INTERRUPT; break;
     }
     for(k=0; k<L->nField; k++){
       const char *z = r->azAttr[k];
       if( z==0 ){
-        sqlite3_bind_null(pIns, k+1);
+        sqlite3_bind_null(w->pIns, k+1);
       }else if( L->aField[k].bInteger ){
         char *zEnd = 0;
         long long v = strtoll(z, &zEnd, 10);
-        if( zEnd && *zEnd==0 ) sqlite3_bind_int64(pIns, k+1, v);
-        else sqlite3_bind_null(pIns, k+1);
+        if( zEnd && *zEnd==0 ) sqlite3_bind_int64(w->pIns, k+1, v);
+        else sqlite3_bind_null(w->pIns, k+1);
       }else{
-        sqlite3_bind_text(pIns, k+1, z, -1, SQLITE_STATIC);
+        sqlite3_bind_text(w->pIns, k+1, z, -1, SQLITE_STATIC);
       }
     }
-    sqlite3_bind_blob(pIns, L->nField+1, r->pBlob, r->nBlob, SQLITE_STATIC);
-    rc = sqlite3_step(pIns);
-    if( rc!=SQLITE_DONE ){
+    sqlite3_bind_blob(w->pIns, L->nField+1, r->pBlob, r->nBlob, SQLITE_STATIC);
+    if( sqlite3_step(w->pIns)!=SQLITE_DONE ){
       if( sqlite3_extended_errcode(db)==SQLITE_CONSTRAINT_PRIMARYKEY ){
-        zMsg = sqlite3_mprintf("record %d: %s '%s' appears twice", i+1,
-                               L->zKey, r->azAttr[iKey]);
-        rc = SQLITE_CONSTRAINT;
-        goto fail;
+        zMsg = sqlite3_mprintf("record %d: %s '%s' appears twice",
+                               iFirst+i+1, L->zKey, zK);
       }
-      goto fail_db;
+      rc = SQLITE_ERROR; break;
     }
-    sqlite3_reset(pIns);
-    iRowid = sqlite3_last_insert_rowid(db);
-    memcpy(aBox, r->geom.aBox, sizeof(aBox));
-    sqlite3_bind_int64(pBox, 1, iRowid);
-    sqlite3_bind_double(pBox, 2, aBox[0]);
-    sqlite3_bind_double(pBox, 3, aBox[2]);
-    sqlite3_bind_double(pBox, 4, aBox[1]);
-    sqlite3_bind_double(pBox, 5, aBox[3]);
-    if( sqlite3_step(pBox)!=SQLITE_DONE ) goto fail_db;
-    sqlite3_reset(pBox);
+    sqlite3_reset(w->pIns);
+    sqlite3_bind_int64(w->pBox, 1, sqlite3_last_insert_rowid(db));
+    sqlite3_bind_double(w->pBox, 2, r->geom.aBox[0]);
+    sqlite3_bind_double(w->pBox, 3, r->geom.aBox[2]);
+    sqlite3_bind_double(w->pBox, 4, r->geom.aBox[1]);
+    sqlite3_bind_double(w->pBox, 5, r->geom.aBox[3]);
+    if( sqlite3_step(w->pBox)!=SQLITE_DONE ){ rc = SQLITE_ERROR; break; }
+    sqlite3_reset(w->pBox);
+    w->anTract[iState]++;
+    w->anRepaired[iState] += r->bRepaired;
+    w->nTract++;
+    w->nRepaired += r->bRepaired;
   }
-
-  /* provenance, one row per state */
-  {
-    char *zList = sqlite3_str_value(pStates);
-    char *zCur = zList;
-    while( zCur && *zCur ){
-      char *zComma = strchr(zCur, ',');
-      int n = zComma ? (int)(zComma - zCur) : (int)strlen(zCur);
-      int nIn = 0, nRep = 0;
-      for(i=0; i<shp->nRec; i++){
-        const char *zG = shp->aRec[i].azAttr[iGroup];
-        if( (int)strlen(zG)==n && strncmp(zG, zCur, (size_t)n)==0 ){
-          nIn++;
-          nRep += shp->aRec[i].bRepaired;
-        }
-      }
-      sqlite3_bind_text(pFile, 1, L->zName, -1, SQLITE_STATIC);
-      sqlite3_bind_text(pFile, 2, zCur, n, SQLITE_STATIC);
-      sqlite3_bind_text(pFile, 3, zFile, -1, SQLITE_STATIC);
-      if( yearName ) sqlite3_bind_int(pFile, 4, yearName);
-      else sqlite3_bind_null(pFile, 4);
-      sqlite3_bind_text(pFile, 5, shp->zSha256, -1, SQLITE_STATIC);
-      sqlite3_bind_int(pFile, 6, nIn);
-      sqlite3_bind_int(pFile, 7, nRep);
-      if( sqlite3_step(pFile)!=SQLITE_DONE ) goto fail_db;
-      sqlite3_reset(pFile);
-      zCur = zComma ? zComma+1 : 0;
-    }
-  }
-
-  sqlite3_finalize(pIns); sqlite3_finalize(pBox); sqlite3_finalize(pDel);
-  sqlite3_finalize(pDelBox); sqlite3_finalize(pFile);
-  pIns = pBox = pDel = pDelBox = pFile = 0;
-  rc = trLayerEnsureSchema(db, L, &zMsg);             /* the triggers */
-  if( rc ) goto fail;
-  rc = sqlite3_exec(db, "RELEASE tracts_load", 0, 0, 0);
   if( rc ){
-    loadErr(pzErr, zFile, sqlite3_errmsg(db));
-    sqlite3_exec(db, "ROLLBACK TO tracts_load; RELEASE tracts_load", 0, 0, 0);
-    sqlite3_free(sqlite3_str_finish(pStates));
+    if( zMsg==0 ) zMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
+    loadErr(pzErr, w->zFile, zMsg ? zMsg : "out of memory");
+    sqlite3_free(zMsg);
+    writerAbort(w);
+  }
+  return rc;
+}
+
+/* Provenance, the triggers again, release. Fills pRow. */
+static int writerEnd(FileWriter *w, LoadRow *pRow, char **pzErr){
+  sqlite3 *db = w->pTab->pConn->db;
+  const TrLayer *L = w->pTab->pLayer;
+  sqlite3_stmt *pFile = 0;
+  sqlite3_str *pStates;
+  char *zMsg = 0;
+  int i, rc;
+  writerFinalize(w);
+  rc = sqlite3_prepare_v2(db,
+      "INSERT OR REPLACE INTO main.tracts_files VALUES(?1,?2,?3,?4,?5,?6,?7,"
+      "strftime('%Y-%m-%dT%H:%M:%fZ','now'))", -1, &pFile, 0);
+  for(i=0; rc==SQLITE_OK && i<w->nState; i++){
+    sqlite3_bind_text(pFile, 1, L->zName, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pFile, 2, w->azState[i], -1, SQLITE_STATIC);
+    sqlite3_bind_text(pFile, 3, w->zFile, -1, SQLITE_STATIC);
+    if( w->yearName ) sqlite3_bind_int(pFile, 4, w->yearName);
+    else sqlite3_bind_null(pFile, 4);
+    sqlite3_bind_text(pFile, 5, w->zSha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int(pFile, 6, w->anTract[i]);
+    sqlite3_bind_int(pFile, 7, w->anRepaired[i]);
+    if( sqlite3_step(pFile)!=SQLITE_DONE ) rc = SQLITE_ERROR;
+    sqlite3_reset(pFile);
+  }
+  sqlite3_finalize(pFile);
+  if( rc==SQLITE_OK ) rc = trLayerEnsureSchema(db, L, &zMsg);  /* triggers */
+  if( rc==SQLITE_OK ) rc = sqlite3_exec(db, "RELEASE tracts_load", 0, 0, 0);
+  if( rc ){
+    loadErr(pzErr, w->zFile, zMsg ? zMsg : sqlite3_errmsg(db));
+    sqlite3_free(zMsg);
+    writerAbort(w);
     return rc;
   }
+  w->bOpen = 0;
+  pStates = sqlite3_str_new(db);
+  for(i=0; i<w->nState; i++){
+    sqlite3_str_appendf(pStates, "%s%s", i ? "," : "", w->azState[i]);
+  }
   pRow->zState = sqlite3_str_finish(pStates);
-  pRow->year = yearName;
-  pRow->nTract = shp->nRec;
-  pRow->nRepaired = shp->nRepaired;
+  pRow->year = w->yearName;
+  pRow->nTract = w->nTract;
+  pRow->nRepaired = w->nRepaired;
   return SQLITE_OK;
-
-fail_db:
-  rc = sqlite3_errcode(db);
-  if( rc==SQLITE_OK || rc==SQLITE_DONE || rc==SQLITE_ROW ) rc = SQLITE_ERROR;
-  zMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-fail:
-  if( zMsg==0 && rc ) zMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-  loadErr(pzErr, zFile, zMsg ? zMsg : "out of memory");
-  sqlite3_free(zMsg);
-  sqlite3_finalize(pIns); sqlite3_finalize(pBox); sqlite3_finalize(pDel);
-  sqlite3_finalize(pDelBox); sqlite3_finalize(pFile);
-  sqlite3_exec(db, "ROLLBACK TO tracts_load; RELEASE tracts_load", 0, 0, 0);
-  sqlite3_free(sqlite3_str_finish(pStates));
-  return rc ? rc : SQLITE_ERROR;
 }
 
 /* ---- reading ahead on threads --------------------------------------- */
 
-/* One file of a load: read (and validated) by a reader thread, then
-** written by the thread that runs the statement. */
-typedef struct LoadJob LoadJob;
-struct LoadJob {
-  const char *zFile;   /* path (owned by the caller) */
+#define LOAD_CHUNK       2048  /* records a reader reads at a time */
+#define LOAD_AHEAD_CHUNK 12    /* chunks read ahead of the writer, per file */
+
+/* One range of records of a file, read by a reader thread. */
+typedef struct LoadChunk LoadChunk;
+struct LoadChunk {
   TrShapes shp;        /* what was read */
-  int rc;              /* trShapesRead's result */
+  int rc;              /* trSourceRead's result */
   int bDone;           /* shp and rc are ready */
-  double t0;           /* when reading started */
 };
+
+/* One file of a load. */
+typedef struct LoadFile LoadFile;
+struct LoadFile {
+  const char *zFile;   /* path (owned by the caller) */
+  TrSource *pSrc;      /* the opened file, once eState is OPEN */
+  int eState;          /* FILE_NEW, FILE_OPENING, FILE_OPEN, FILE_FAILED */
+  char zErr[TR_ERR_SIZE];  /* why it failed to open */
+  int nChunk;          /* chunks, once open */
+  int iTake;           /* next chunk a reader takes */
+  int iWritten;        /* chunks the writer has finished with */
+  LoadChunk *aChunk;   /* nChunk entries */
+  double t0;           /* when opening started */
+};
+#define FILE_NEW     0
+#define FILE_OPENING 1
+#define FILE_OPEN    2
+#define FILE_FAILED  3
 
 /* Reader threads and the writer share this, under mu. */
 typedef struct LoadPool LoadPool;
 struct LoadPool {
-  pthread_mutex_t mu;  /* guards every field below and bDone of jobs */
-  pthread_cond_t cv;   /* signalled when a job is done or consumed */
-  LoadJob *aJob;       /* the files, in load order */
-  int nJob;            /* entries in aJob */
-  int iNext;           /* next job a reader takes */
-  int iWritten;        /* jobs the writer has finished with */
-  int nAhead;          /* how many jobs may be read ahead of the writer */
-  int bStop;           /* readers stop taking jobs */
+  pthread_mutex_t mu;  /* guards every field below and those of the files */
+  pthread_cond_t cv;   /* signalled whenever any of them changes */
+  LoadFile *aFile;     /* the files, in load order */
+  int nFile;           /* entries in aFile */
+  int iWrite;          /* file the writer is on */
+  int nAhead;          /* files that may be opened ahead of the writer */
+  int bStop;           /* readers stop taking work */
   const TrLayer *pLayer;
   int bRepair;         /* repair setting */
-  int nThread;         /* threads for a lone file's validation */
 };
 
 static void *loadReader(void *pArg){
   LoadPool *p = (LoadPool*)pArg;
+  pthread_mutex_lock(&p->mu);
   for(;;){
-    LoadJob *j;
-    pthread_mutex_lock(&p->mu);
-    while( !p->bStop && p->iNext<p->nJob && p->iNext - p->iWritten>=p->nAhead ){
+    int f, iPick = -1, kPick = -1, bLeft = 0;
+    LoadFile *F;
+    if( p->bStop ) break;
+    for(f=p->iWrite; f<p->nFile && f<p->iWrite+p->nAhead; f++){
+      F = &p->aFile[f];
+      if( F->eState==FILE_OPEN && F->iTake<F->nChunk ){
+        bLeft = 1;
+        if( F->iTake - F->iWritten < LOAD_AHEAD_CHUNK ){
+          iPick = f; kPick = F->iTake++;
+          break;
+        }
+      }else if( F->eState==FILE_NEW ){
+        iPick = f;
+        F->eState = FILE_OPENING;
+        break;
+      }else if( F->eState==FILE_OPENING ){
+        bLeft = 1;
+      }
+    }
+    if( iPick<0 ){
+      if( !bLeft && p->iWrite+p->nAhead>=p->nFile ) break;   /* all taken */
       pthread_cond_wait(&p->cv, &p->mu);
+      continue;
     }
-    if( p->bStop || p->iNext>=p->nJob ){
-      pthread_mutex_unlock(&p->mu);
-      return 0;
-    }
-    j = &p->aJob[p->iNext++];
+    F = &p->aFile[iPick];
     pthread_mutex_unlock(&p->mu);
-    j->t0 = nowSeconds();
-    j->rc = trShapesRead(&j->shp, p->pLayer, j->zFile, p->bRepair,
-                         p->nJob==1 ? p->nThread : 1);
-    pthread_mutex_lock(&p->mu);
-    j->bDone = 1;
+    if( kPick<0 ){
+      /* open the file and cut it into chunks */
+      TrSource *pSrc = 0;
+      char zErr[TR_ERR_SIZE];
+      int nChunk = 0;
+      LoadChunk *aChunk = 0;
+      F->t0 = nowSeconds();
+      if( trSourceOpen(&pSrc, p->pLayer, F->zFile, zErr)==0 ){
+        nChunk = (trSourceCount(pSrc) + LOAD_CHUNK - 1)/LOAD_CHUNK;
+        aChunk = calloc((size_t)(nChunk ? nChunk : 1), sizeof(LoadChunk));
+        if( aChunk==0 ){
+          trSourceClose(pSrc);
+          pSrc = 0;
+          snprintf(zErr, sizeof(zErr), "out of memory");
+        }
+      }
+      pthread_mutex_lock(&p->mu);
+      if( pSrc ){
+        F->pSrc = pSrc;
+        F->aChunk = aChunk;
+        F->nChunk = nChunk;
+        F->eState = FILE_OPEN;
+      }else{
+        memcpy(F->zErr, zErr, sizeof(zErr));
+        F->eState = FILE_FAILED;
+      }
+    }else{
+      LoadChunk *c = &F->aChunk[kPick];
+      int iFirst = kPick*LOAD_CHUNK, n = trSourceCount(F->pSrc) - iFirst;
+      if( n>LOAD_CHUNK ) n = LOAD_CHUNK;
+      c->rc = trSourceRead(F->pSrc, iFirst, n, p->bRepair, 1, &c->shp);
+      pthread_mutex_lock(&p->mu);
+      c->bDone = 1;
+    }
     pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
   }
+  pthread_mutex_unlock(&p->mu);
+  return 0;
 }
 
-/* Load the files azFile[0..nFile-1] into aRow[]. Files are read and
-** validated by reader threads (the threads setting) ahead of this thread,
-** which writes each in turn, in order. A file's failure is in its row;
-** with bStopOnError the first failure ends the load. Returns SQLITE_OK,
-** SQLITE_NOMEM, SQLITE_INTERRUPT, or the failing file's code when
-** bStopOnError. */
+/* Write file f, chunk by chunk as the readers finish them, in one
+** savepoint. Returns an SQLite code; the file's error is in pRow. */
+static int loadWriteFile(LoadVtab *pTab, LoadPool *pool, int f, LoadRow *pRow){
+  LoadFile *F = &pool->aFile[f];
+  FileWriter w;
+  int k, rc = SQLITE_OK;
+  pthread_mutex_lock(&pool->mu);
+  while( F->eState!=FILE_OPEN && F->eState!=FILE_FAILED ){
+    pthread_cond_wait(&pool->cv, &pool->mu);
+  }
+  pthread_mutex_unlock(&pool->mu);
+  if( trInterrupted(pTab->pConn->db) ) return SQLITE_INTERRUPT;
+  if( F->eState==FILE_FAILED ){
+    pRow->zError = sqlite3_mprintf("load_tracts: %s: %s", F->zFile, F->zErr);
+    return pRow->zError ? SQLITE_ERROR : SQLITE_NOMEM;
+  }
+  rc = writerBegin(&w, pTab, F->zFile, trSourceSha256(F->pSrc), &pRow->zError);
+  for(k=0; rc==SQLITE_OK && k<F->nChunk; k++){
+    LoadChunk *c = &F->aChunk[k];
+    pthread_mutex_lock(&pool->mu);
+    while( !c->bDone ) pthread_cond_wait(&pool->cv, &pool->mu);
+    pthread_mutex_unlock(&pool->mu);
+    if( c->rc ){
+      pRow->zError = sqlite3_mprintf("load_tracts: %s: %s", F->zFile,
+                                     c->shp.zErr);
+      writerAbort(&w);
+      rc = SQLITE_ERROR;
+    }else{
+      rc = writerChunk(&w, &c->shp, k*LOAD_CHUNK, &pRow->zError);
+    }
+    trShapesFree(&c->shp);
+    pthread_mutex_lock(&pool->mu);
+    F->iWritten = k+1;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+  }
+  if( rc==SQLITE_OK ) rc = writerEnd(&w, pRow, &pRow->zError);
+  if( rc && pRow->zError==0 ) rc = SQLITE_NOMEM;
+  if( rc==SQLITE_ERROR && pRow->zError
+   && strcmp(pRow->zError + strlen(pRow->zError) - 11, "interrupted")==0 ){
+    rc = SQLITE_INTERRUPT;
+  }
+  return rc;
+}
+
+/* Load the files azFile[0..nFile-1] into aRow[]. Reader threads (the
+** threads setting) open the files ahead of the writer and read them in
+** chunks of LOAD_CHUNK records, several chunks of one file at once; this
+** thread writes each file in order, chunk by chunk, in one savepoint per
+** file. A file's failure is in its row; with bStopOnError the first
+** failure ends the load. Returns SQLITE_OK, SQLITE_NOMEM,
+** SQLITE_INTERRUPT, or the failing file's code when bStopOnError. */
 static int loadFiles(LoadVtab *pTab, char **azFile, int nFile, LoadRow *aRow,
                      int bStopOnError){
   TractsConn *pConn = pTab->pConn;
   LoadPool pool;
   pthread_t aTid[64];
   int nThread = (int)trConfigInt(pConn, TR_SET_THREADS);
-  int nReader, nStarted = 0, i, rc = SQLITE_OK;
+  int nStarted = 0, i, k, rc = SQLITE_OK;
   memset(&pool, 0, sizeof(pool));
-  pool.aJob = sqlite3_malloc64(sizeof(LoadJob)*(sqlite3_uint64)nFile);
-  if( pool.aJob==0 ) return SQLITE_NOMEM;
-  memset(pool.aJob, 0, sizeof(LoadJob)*(size_t)nFile);
-  for(i=0; i<nFile; i++) pool.aJob[i].zFile = azFile[i];
-  pool.nJob = nFile;
+  pool.aFile = sqlite3_malloc64(sizeof(LoadFile)*(sqlite3_uint64)nFile);
+  if( pool.aFile==0 ) return SQLITE_NOMEM;
+  memset(pool.aFile, 0, sizeof(LoadFile)*(size_t)nFile);
+  trMonitorMark(pConn, "load_tracts");
+  for(i=0; i<nFile; i++) pool.aFile[i].zFile = azFile[i];
+  pool.nFile = nFile;
   pool.pLayer = pTab->pLayer;
   pool.bRepair = (int)trConfigInt(pConn, TR_SET_REPAIR);
-  pool.nThread = nThread;
-  nReader = nFile==1 ? 1 : (nThread < nFile ? nThread : nFile);
-  if( nReader>64 ) nReader = 64;
-  pool.nAhead = nReader + 1;
+  pool.nAhead = nThread + 1;
+  if( nThread>64 ) nThread = 64;
   pthread_mutex_init(&pool.mu, 0);
   pthread_cond_init(&pool.cv, 0);
-  for(i=0; i<nReader; i++){
+  for(i=0; i<nThread; i++){
     if( pthread_create(&aTid[i], 0, loadReader, &pool) ) break;
     nStarted++;
   }
-  for(i=0; i<nFile; i++){
-    LoadJob *j = &pool.aJob[i];
+  if( nStarted==0 ){
+    rc = SQLITE_ERROR;
+    for(i=0; i<nFile; i++){
+      aRow[i].zError = sqlite3_mprintf("load_tracts: cannot start a thread");
+    }
+  }
+  for(i=0; i<nFile && nStarted>0; i++){
     LoadRow *pRow = &aRow[i];
-    pRow->zFile = sqlite3_mprintf("%s", j->zFile);
+    pRow->zFile = sqlite3_mprintf("%s", azFile[i]);
     if( pRow->zFile==0 ){ rc = SQLITE_NOMEM; break; }
-    if( nStarted==0 ){
-      /* no thread could start: read here */
-      j->t0 = nowSeconds();
-      j->rc = trShapesRead(&j->shp, pool.pLayer, j->zFile, pool.bRepair, 1);
-      j->bDone = 1;
-    }
+    rc = loadWriteFile(pTab, &pool, i, pRow);
+    pRow->rSeconds = nowSeconds() - (pool.aFile[i].t0>0 ? pool.aFile[i].t0 : nowSeconds());
+    /* this file is done: free what is left of it, move on */
     pthread_mutex_lock(&pool.mu);
-    while( !j->bDone ) pthread_cond_wait(&pool.cv, &pool.mu);
-    pthread_mutex_unlock(&pool.mu);
-    if( trInterrupted(pConn->db) ){
-      rc = SQLITE_INTERRUPT;
-      break;
-    }
-    if( j->rc ){
-      pRow->zError = sqlite3_mprintf("load_tracts: %s: %s", j->zFile,
-                                     j->shp.zErr);
-      rc = pRow->zError ? SQLITE_ERROR : SQLITE_NOMEM;
-    }else{
-      rc = loadWrite(pTab, j->zFile, &j->shp, pRow, &pRow->zError);
-      if( rc && pRow->zError==0 ) rc = SQLITE_NOMEM;
-    }
-    trShapesFree(&j->shp);
-    pRow->rSeconds = nowSeconds() - j->t0;
-    pthread_mutex_lock(&pool.mu);
-    pool.iWritten = i+1;
+    pool.iWrite = i+1;
+    pool.aFile[i].iWritten = pool.aFile[i].nChunk;
     pthread_cond_broadcast(&pool.cv);
+    while( pool.aFile[i].iTake<pool.aFile[i].nChunk ){
+      pool.aFile[i].iTake = pool.aFile[i].nChunk;   /* nobody takes more */
+    }
     pthread_mutex_unlock(&pool.mu);
     if( rc==SQLITE_NOMEM || rc==SQLITE_INTERRUPT ) break;
     if( rc && bStopOnError ) break;
@@ -594,11 +729,16 @@ static int loadFiles(LoadVtab *pTab, char **azFile, int nFile, LoadRow *aRow,
   pthread_mutex_unlock(&pool.mu);
   for(i=0; i<nStarted; i++) pthread_join(aTid[i], 0);
   for(i=0; i<nFile; i++){
-    if( pool.aJob[i].bDone ) trShapesFree(&pool.aJob[i].shp);
+    LoadFile *F = &pool.aFile[i];
+    for(k=0; k<F->nChunk; k++){
+      if( F->aChunk[k].bDone ) trShapesFree(&F->aChunk[k].shp);
+    }
+    free(F->aChunk);
+    trSourceClose(F->pSrc);
   }
   pthread_cond_destroy(&pool.cv);
   pthread_mutex_destroy(&pool.mu);
-  sqlite3_free(pool.aJob);
+  sqlite3_free(pool.aFile);
   return rc;
 }
 

@@ -161,6 +161,7 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
                              sqlite3_errmsg(db));
     return rc;
   }
+  trMonitorMark(pConn, "index build");
   pB = pipBuilderNew();
   if( pB==0 ){ rc = SQLITE_NOMEM; goto fail; }
   while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
@@ -212,6 +213,7 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
   if( p->pIdx==0 ){ rc = SQLITE_NOMEM; goto fail; }
   p->nPoly = nPoly;
   p->bStale = 0;
+  trMonitorMark(pConn, "index built");
   p->bInTxn = !sqlite3_get_autocommit(db);
   return SQLITE_OK;
 fail:

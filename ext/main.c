@@ -12,7 +12,7 @@
 **
 **   sqlite3_tracts_init() makes one TractsConn per connection and hands it
 **   as user data to every function and module it registers (config.c,
-**   layer.c, lookup.c). Each registration holds a reference; SQLite calls
+**   layer.c, lookup.c, assign.c, monitor.c). Each registration holds a reference; SQLite calls
 **   the destructor once per registration when the connection closes (or a
 **   function is overridden), and the last one frees the state, the cached
 **   index included. There are no mutable globals.
@@ -35,6 +35,7 @@ SQLITE_EXTENSION_INIT1
 void trConnUnref(void *p){
   TractsConn *pConn = (TractsConn*)p;
   if( pConn==0 || --pConn->nRef>0 ) return;
+  trMonitorFree(pConn);
   trLookupFree(pConn->pLookup);
   trConfigFree(pConn);
   sqlite3_free(pConn);
@@ -97,6 +98,7 @@ TRACTS_API int sqlite3_tracts_init(sqlite3 *db, char **pzErrMsg,
   if( rc==SQLITE_OK ) rc = trLayerRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trLookupRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trAssignRegister(db, pConn);
+  if( rc==SQLITE_OK ) rc = trMonitorRegister(db, pConn);
   if( rc!=SQLITE_OK ){
     *pzErrMsg = sqlite3_mprintf("tracts: cannot register functions: %s",
                                 sqlite3_errmsg(db));

@@ -267,7 +267,7 @@ static void *valThread(void *pArg){
   return 0;
 }
 
-static int validateAll(TrShapes *p, int bRepair, int nThread){
+static int validateAll(TrShapes *p, int bRepair, int nThread, int iFirst){
   ValJob aJob[16];
   pthread_t aTid[16];
   int i, nStarted = 0, iBad = -1, jBad = -1;
@@ -296,7 +296,7 @@ static int validateAll(TrShapes *p, int bRepair, int nThread){
     }
   }
   if( iBad>=0 ){
-    return setErr(p, "record %d: %s", iBad+1, aJob[jBad].zErr);
+    return setErr(p, "record %d: %s", iFirst+iBad+1, aJob[jBad].zErr);
   }
   for(i=0; i<p->nRec; i++) p->nRepaired += p->aRec[i].bRepaired;
   return 0;
@@ -385,14 +385,15 @@ static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec
   return azOut;
 }
 
-static int readShapes(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
-                      int bRepair, int nThread){
+/* Check the shapefile in pSet for pLayer: polygons, record counts, the
+** layer's DBF fields (their indexes into aiField). 0, or 1 with p->zErr. */
+static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
+                     int *pnEnt, int *aiField){
   SAHooks hooks;
   char zName[64];
   SHPHandle hShp = 0;
   DBFHandle hDbf = 0;
   int nEnt = 0, nType = 0, nDbf, i, rc = 1;
-  int aiField[64];
   double aMin[4], aMax[4];
 
   if( pSet->prj.a ){
@@ -441,28 +442,59 @@ static int readShapes(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
       goto done;
     }
   }
-  p->aRec = calloc((size_t)nEnt, sizeof(TrRecord));
+  *pnEnt = nEnt;
+  rc = 0;
+done:
+  if( hShp ) SHPClose(hShp);
+  if( hDbf ) DBFClose(hDbf);
+  return rc;
+}
+
+/* Read records [iFirst, iFirst+n) of the checked shapefile in pSet into
+** p->aRec, validated and encoded. Each call opens its own shapelib
+** handles on the shared buffers, so threads may read ranges at once.
+** Record numbers in errors count from 1 over the whole file. */
+static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
+                     const int *aiField, int iFirst, int n, int bRepair,
+                     int nThread){
+  SAHooks hooks;
+  char zName[64];
+  SHPHandle hShp = 0;
+  DBFHandle hDbf = 0;
+  int i, rc = 1;
+
+  memHooks(&hooks);
+  snprintf(zName, sizeof(zName), "trmem/%p", (void*)pSet);
+  shpLastErr[0] = 0;
+  hShp = SHPOpenLL(zName, "rb", &hooks);
+  hDbf = hShp ? DBFOpenLL(zName, "rb", &hooks) : 0;
+  if( hShp==0 || hDbf==0 ){
+    setErr(p, "cannot reopen the shapefile%s%s", shpLastErr[0] ? ": " : "",
+           shpLastErr);
+    goto done;
+  }
+  p->aRec = calloc((size_t)(n>0 ? n : 1), sizeof(TrRecord));
   if( p->aRec==0 ){ setErr(p, "out of memory"); goto done; }
-  for(i=0; i<nEnt; i++){
+  for(i=0; i<n; i++){
     TrRecord *r = &p->aRec[i];
     const char *zWhy = 0;
     SHPObject *o;
-    int k;
+    int k, iRec = iFirst + i;
     shpLastErr[0] = 0;
-    o = SHPReadObject(hShp, i);
+    o = SHPReadObject(hShp, iRec);
     p->nRec = i+1;
     if( o==0 ){
-      setErr(p, "record %d: unreadable shape%s%s", i+1,
+      setErr(p, "record %d: unreadable shape%s%s", iRec+1,
              shpLastErr[0] ? ": " : "", shpLastErr);
       goto done;
     }
     if( o->nSHPType==SHPT_NULL || o->nVertices==0 ){
       SHPDestroyObject(o);
-      setErr(p, "record %d: empty geometry", i+1);
+      setErr(p, "record %d: empty geometry", iRec+1);
       goto done;
     }
     if( !isPolygonType(o->nSHPType) ){
-      setErr(p, "record %d: %s shape in a polygon shapefile", i+1,
+      setErr(p, "record %d: %s shape in a polygon shapefile", iRec+1,
              shapeTypeName(o->nSHPType));
       SHPDestroyObject(o);
       goto done;
@@ -471,14 +503,14 @@ static int readShapes(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
       double x = o->padfX[k], y = o->padfY[k];
       if( !(x>=-180.0 && x<=180.0 && y>=-90.0 && y<=90.0) ){
         setErr(p, "record %d: coordinate (%.17g, %.17g) is not longitude/"
-               "latitude", i+1, x, y);
+               "latitude", iRec+1, x, y);
         SHPDestroyObject(o);
         goto done;
       }
     }
     if( trGeomFromRings(&r->geom, o->nParts, o->panPartStart, o->nVertices,
                         o->padfX, o->padfY, &zWhy) ){
-      setErr(p, "record %d: %s", i+1, zWhy);
+      setErr(p, "record %d: %s", iRec+1, zWhy);
       SHPDestroyObject(o);
       goto done;
     }
@@ -486,9 +518,9 @@ static int readShapes(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     SHPDestroyObject(o);
     {
       int iBad = -1;
-      r->azAttr = readAttrs(hDbf, aiField, pLayer->nField, i, &iBad);
+      r->azAttr = readAttrs(hDbf, aiField, pLayer->nField, iRec, &iBad);
       if( r->azAttr==0 && iBad>=0 ){
-        setErr(p, "record %d: field %s is not valid UTF-8", i+1,
+        setErr(p, "record %d: field %s is not valid UTF-8", iRec+1,
                pLayer->aField[iBad].zName);
         goto done;
       }
@@ -497,7 +529,7 @@ static int readShapes(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
   }
   SHPClose(hShp); hShp = 0;
   DBFClose(hDbf); hDbf = 0;
-  rc = validateAll(p, bRepair, nThread);
+  rc = validateAll(p, bRepair, nThread, iFirst);
 done:
   if( hShp ) SHPClose(hShp);
   if( hDbf ) DBFClose(hDbf);
@@ -562,9 +594,9 @@ static int unsafeName(const char *z){
   return strcmp(z, "..")==0;
 }
 
-int trShapesReadZipMem(TrShapes *p, const TrLayer *pLayer,
-                       const void *pZip, size_t nZip, const char *zLabel,
-                       int bRepair, int nThread){
+/* Inflate the shapefile parts of the zip pZip into *pSet (caller frees
+** with memSetFree). 0, or 1 with p->zErr. */
+static int zipToSet(TrShapes *p, const void *pZip, size_t nZip, MemSet *pSet){
   zip_error_t err;
   zip_source_t *src;
   zip_t *z;
@@ -573,8 +605,6 @@ int trShapesReadZipMem(TrShapes *p, const TrLayer *pLayer,
   char zBase[512];
   MemSet set;
   int rc = 1;
-  (void)zLabel;
-  memset(p, 0, sizeof(*p));
   memset(&set, 0, sizeof(set));
   sha256Hex(pZip, nZip, p->zSha256);
   if( nZip<4 || memcmp(pZip, "PK\003\004", 4)!=0 ){
@@ -659,7 +689,9 @@ int trShapesReadZipMem(TrShapes *p, const TrLayer *pLayer,
   }
   zip_discard(z);
   z = 0;
-  rc = readShapes(p, pLayer, &set, bRepair, nThread);
+  *pSet = set;
+  memset(&set, 0, sizeof(set));
+  rc = 0;
 done:
   if( z ) zip_discard(z);
   memSetFree(&set);
@@ -689,37 +721,114 @@ static int readSibling(TrShapes *p, const char *zShp, const char *zExt,
   return 0;
 }
 
-int trShapesRead(TrShapes *p, const TrLayer *pLayer, const char *zPath,
-                 int bRepair, int nThread){
-  MemSet set;
+/* Read zPath (a zip, or a .shp with its siblings) into *pSet. */
+static int pathToSet(TrShapes *p, const char *zPath, MemSet *pSet){
   MemBuf file;
   int rc;
-  memset(p, 0, sizeof(*p));
-  memset(&set, 0, sizeof(set));
+  memset(pSet, 0, sizeof(*pSet));
   if( extIs(zPath, ".shp") ){
-    rc = readFile(zPath, &set.shp, TR_MAX_MEMBER);
+    rc = readFile(zPath, &pSet->shp, TR_MAX_MEMBER);
     if( rc ) return setErr(p, "cannot read: %s", strerror(rc));
-    sha256Hex(set.shp.a, set.shp.n, p->zSha256);
-    if( readSibling(p, zPath, ".shx", &set.shx, 1)
-     || readSibling(p, zPath, ".dbf", &set.dbf, 1)
-     || readSibling(p, zPath, ".cpg", &set.cpg, 0)
-     || readSibling(p, zPath, ".prj", &set.prj, 0) ){
-      memSetFree(&set);
+    sha256Hex(pSet->shp.a, pSet->shp.n, p->zSha256);
+    if( readSibling(p, zPath, ".shx", &pSet->shx, 1)
+     || readSibling(p, zPath, ".dbf", &pSet->dbf, 1)
+     || readSibling(p, zPath, ".cpg", &pSet->cpg, 0)
+     || readSibling(p, zPath, ".prj", &pSet->prj, 0) ){
+      memSetFree(pSet);
       return 1;
     }
-    {
-      char zSha[65];
-      memcpy(zSha, p->zSha256, sizeof(zSha));
-      rc = readShapes(p, pLayer, &set, bRepair, nThread);
-      memcpy(p->zSha256, zSha, sizeof(zSha));
-    }
-    memSetFree(&set);
-    return rc;
+    return 0;
   }
   rc = readFile(zPath, &file, (int64_t)4 << 30);
   if( rc==EFBIG ) return setErr(p, "file is larger than 4 GiB");
   if( rc ) return setErr(p, "cannot read: %s", strerror(rc));
-  rc = trShapesReadZipMem(p, pLayer, file.a, file.n, zPath, bRepair, nThread);
+  rc = zipToSet(p, file.a, file.n, pSet);
   free(file.a);
+  return rc;
+}
+
+/* A shapefile opened for reading by ranges. */
+struct TrSource {
+  const TrLayer *pLayer;  /* the layer read */
+  MemSet set;             /* the parts, in memory */
+  int nRec;               /* records */
+  int aiField[64];        /* DBF field of each layer field */
+  char zSha256[65];       /* of the file */
+};
+
+static int sourceFinish(TrSource **pp, const TrLayer *pLayer, MemSet *pSet,
+                        TrShapes *pErr, char *zErr){
+  TrSource *s = calloc(1, sizeof(TrSource));
+  if( s==0 ){
+    memSetFree(pSet);
+    snprintf(zErr, TR_ERR_SIZE, "out of memory");
+    return 1;
+  }
+  s->pLayer = pLayer;
+  s->set = *pSet;
+  memcpy(s->zSha256, pErr->zSha256, sizeof(s->zSha256));
+  if( openCheck(pErr, pLayer, &s->set, &s->nRec, s->aiField) ){
+    snprintf(zErr, TR_ERR_SIZE, "%s", pErr->zErr);
+    trSourceClose(s);
+    return 1;
+  }
+  *pp = s;
+  return 0;
+}
+
+int trSourceOpen(TrSource **pp, const TrLayer *pLayer, const char *zPath,
+                 char *zErr){
+  TrShapes tmp;
+  MemSet set;
+  *pp = 0;
+  memset(&tmp, 0, sizeof(tmp));
+  if( pathToSet(&tmp, zPath, &set) ){
+    snprintf(zErr, TR_ERR_SIZE, "%s", tmp.zErr);
+    return 1;
+  }
+  return sourceFinish(pp, pLayer, &set, &tmp, zErr);
+}
+
+int trSourceOpenZipMem(TrSource **pp, const TrLayer *pLayer,
+                       const void *pZip, size_t nZip, char *zErr){
+  TrShapes tmp;
+  MemSet set;
+  *pp = 0;
+  memset(&tmp, 0, sizeof(tmp));
+  if( zipToSet(&tmp, pZip, nZip, &set) ){
+    snprintf(zErr, TR_ERR_SIZE, "%s", tmp.zErr);
+    return 1;
+  }
+  return sourceFinish(pp, pLayer, &set, &tmp, zErr);
+}
+
+int trSourceCount(const TrSource *s){ return s->nRec; }
+const char *trSourceSha256(const TrSource *s){ return s->zSha256; }
+
+int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, int nThread,
+                 TrShapes *p){
+  memset(p, 0, sizeof(*p));
+  memcpy(p->zSha256, s->zSha256, sizeof(p->zSha256));
+  if( iFirst<0 || n<0 || iFirst>s->nRec - n ){
+    return setErr(p, "records %d to %d are out of range", iFirst+1, iFirst+n);
+  }
+  return readRange(p, s->pLayer, &s->set, s->aiField, iFirst, n, bRepair,
+                   nThread);
+}
+
+void trSourceClose(TrSource *s){
+  if( s==0 ) return;
+  memSetFree(&s->set);
+  free(s);
+}
+
+int trShapesRead(TrShapes *p, const TrLayer *pLayer, const char *zPath,
+                 int bRepair, int nThread){
+  TrSource *s = 0;
+  int rc;
+  memset(p, 0, sizeof(*p));
+  if( trSourceOpen(&s, pLayer, zPath, p->zErr) ) return 1;
+  rc = trSourceRead(s, 0, s->nRec, bRepair, nThread, p);
+  trSourceClose(s);
   return rc;
 }

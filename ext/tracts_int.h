@@ -13,6 +13,9 @@
 **              load_tracts(), which writes them into the database
 **   pip.c      the point-in-polygon index; no SQLite in this file
 **   lookup.c   tract_of() and the per-connection index cache
+**   assign.c   tracts_assign(): the join on forked helpers
+**   monitor.c  the resource monitor: sampling thread, monitor_* functions
+**              and tables, cairo charts
 **
 ** geom.c, shpzip.c and pip.c use malloc/free and never call SQLite, so
 ** the C unit tests and fuzz harnesses link them without SQLite.
@@ -139,23 +142,39 @@ struct TrShapes {
   int nRepaired;       /* records whose geometry was repaired */
   int nVertex;         /* total points */
   char zSha256[65];    /* of the file as read (zip or .shp) */
-  char zErr[512];      /* error message if reading failed */
+  char zErr[512];      /* error message if reading failed (TR_ERR_SIZE) */
 };
 
 /* Limits on what a file may declare, checked before allocating. */
 #define TR_MAX_MEMBER   ((int64_t)2 << 30)   /* 2 GiB per zip member */
 #define TR_MAX_RECORDS  10000000             /* records per shapefile */
 
-/* Read a census zip (or a bare .shp with its .shx/.dbf siblings) for
-** pLayer. On failure returns non-zero and p->zErr says why; p holds
-** nothing. nThread > 1 validates and encodes geometries on that many
-** threads. The caller frees with trShapesFree. */
+#define TR_ERR_SIZE 512
+
+/* A census zip (or a bare .shp with its .shx/.dbf siblings) opened for
+** pLayer: read into memory (zip members inflated), the shapefile checked
+** (polygon type, record counts, the layer's DBF fields). Returns 0, or 1
+** with zErr[TR_ERR_SIZE] saying why. */
+typedef struct TrSource TrSource;
+int trSourceOpen(TrSource **pp, const TrLayer *pLayer, const char *zPath,
+                 char *zErr);
+/* Same from a zip held in memory (the fuzz harness, later downloads). */
+int trSourceOpenZipMem(TrSource **pp, const TrLayer *pLayer,
+                       const void *pZip, size_t nZip, char *zErr);
+int trSourceCount(const TrSource *s);          /* records */
+const char *trSourceSha256(const TrSource *s); /* of the file, hex */
+/* Records [iFirst, iFirst+n) into *p, validated (GEOS where the fast
+** proof fails; repaired if bRepair) and encoded as blobs, on nThread
+** threads. Several threads may read different ranges of one source at
+** once. On failure returns 1 and p->zErr says why; p holds nothing.
+** The caller frees p with trShapesFree. */
+int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, int nThread,
+                 TrShapes *p);
+void trSourceClose(TrSource *s);
+
+/* The whole file at once: open, read every record, close. */
 int trShapesRead(TrShapes *p, const TrLayer *pLayer, const char *zPath,
                  int bRepair, int nThread);
-/* Same from a zip held in memory (the fuzz harness, later downloads). */
-int trShapesReadZipMem(TrShapes *p, const TrLayer *pLayer,
-                       const void *pZip, size_t nZip, const char *zLabel,
-                       int bRepair, int nThread);
 void trShapesFree(TrShapes *p);
 
 /* ------------------------------------------------------------------ */

@@ -21,6 +21,7 @@ enum {
 };
 
 typedef struct TrLookup TrLookup;
+typedef struct TrMonitor TrMonitor;
 
 /* Per-connection state, the user data of every function and module. */
 typedef struct TractsConn TractsConn;
@@ -29,6 +30,7 @@ struct TractsConn {
   int nRef;                           /* registrations holding this */
   char *azSetting[TR_N_SETTING];      /* set values, NULL = default */
   TrLookup *pLookup;                  /* tract_of's index cache */
+  TrMonitor *pMonitor;                /* monitor.c's sampler and samples */
 };
 
 void trConnUnref(void *p);            /* destructor of registrations */
@@ -62,6 +64,14 @@ void trLookupKeys(TractsConn *pConn, TrLookupKeys *p);
 
 /* assign.c */
 int trAssignRegister(sqlite3 *db, TractsConn *pConn);
+
+/* monitor.c */
+int trMonitorRegister(sqlite3 *db, TractsConn *pConn);
+/* Stop and join the sampler, free the monitor (from trConnUnref). */
+void trMonitorFree(TractsConn *pConn);
+/* Record a labelled event in the running monitor; a no-op when it is not
+** running. Any thread may call it; zLabel is copied. */
+void trMonitorMark(TractsConn *pConn, const char *zLabel);
 
 /* 1 if the connection was interrupted (sqlite3_interrupt); works on 3.40,
 ** which has no sqlite3_is_interrupted. */

@@ -4,6 +4,8 @@
 #   unit     C unit tests of the index and the blob codec (build/unit)
 #   python   SQL-level tests from a Python host (tests/test_tracts.py),
 #            including sqlite3 shell batch tests
+#   monitor  the resource monitor (tests/test_monitor.py): sampling,
+#            descendants, marks, charts, threads, bad input
 #   valgrind load/unload cycles in the sqlite3 shell leak nothing
 #
 # With TRACTS_ASAN=1 the extension is an ASan/UBSan build: the hosts run
@@ -56,6 +58,18 @@ if [ $rc -ne 0 ] && ! grep -q "failed, " "$OUT/python.log"; then
 fi
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$OUT/python.log"; then
   echo "sanitizer report in python tests"; fail=$((fail + 1))
+fi
+
+echo "== monitor ($EXT)"
+"$PY" tests/test_monitor.py "$EXT" > "$OUT/monitor.log" 2>&1
+rc=$?
+cat "$OUT/monitor.log"
+add "$OUT/monitor.log"
+if [ $rc -ne 0 ] && ! grep -q "failed, " "$OUT/monitor.log"; then
+  echo "monitor tests crashed (exit $rc)"; fail=$((fail + 1))
+fi
+if grep -q "ERROR: AddressSanitizer\|runtime error:" "$OUT/monitor.log"; then
+  echo "sanitizer report in monitor tests"; fail=$((fail + 1))
 fi
 
 if [ "${TRACTS_ASAN:-}" != 1 ]; then

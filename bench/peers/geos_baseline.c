@@ -44,7 +44,14 @@
  *    points that got a GEOID, read back from the out db after timing),
  *    "n_assigned", "workers"}.
  *
- * Build (from /work/main):
+ * The blob layout parsed (little-endian): 0x00, 0x01, int32 SRID, 4 doubles
+ * MBR, 0x7C, int32 class (6 MULTIPOLYGON; 3 POLYGON also accepted), int32
+ * nPolys, per polygon 0x69 + int32 class 3 + int32 nRings, per ring int32
+ * nPts + nPts (x, y) doubles, final 0xFE; anything else is refused.
+ * tracts_rtree is not used (GEOS's STRtree replaces it).
+ *
+ * Needs GEOS >= 3.10 (GEOSCoordSeq_copyFromBuffer_r), SQLite, and libcrypto
+ * (only for the answers_sha).  Build (from /work/main):
  *   gcc -O2 -o build/geos_baseline bench/peers/geos_baseline.c \
  *       $(pkg-config --cflags --libs sqlite3 geos libcrypto) -lm
  * Run:
