@@ -26,12 +26,12 @@
 **
 ** How it works
 **
-**   Each file is read and checked completely in memory first (shpzip.c),
-**   before anything is written. Reader threads (the threads setting) read
-**   and validate the next files while this thread writes the current one;
-**   they never touch SQLite. A lone file is validated on that many threads
-**   instead. Then, inside one SAVEPOINT, the rows of
-**   every state the file holds are deleted and the new ones inserted. Any
+**   Reader threads (the threads setting) open the files ahead of the
+**   writer (zip members inflated in memory, shpzip.c) and read and validate
+**   their records in chunks, several chunks of one file at once; they never
+**   touch SQLite. This thread writes each file, in order, inside one
+**   SAVEPOINT: the rows of every state the file holds are deleted when the
+**   state first appears and the new ones inserted as chunks arrive. Any
 **   failure rolls the savepoint back, so a file is loaded whole or not at
 **   all, and loading a state again replaces it.
 **
