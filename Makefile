@@ -33,7 +33,7 @@ DEB_TEST  := python3 python3-shapely python3-gdal libsqlite3-mod-spatialite \
              gdal-bin clang valgrind
 DEB_BENCH := python3-geopandas
 
-.PHONY: all deps deps-test deps-bench test test-plain asan-test demo bench install clean tools
+.PHONY: all deps deps-test deps-bench test test-plain asan-test fuzz demo bench install clean tools
 
 all: $(BUILD)/tracts.so
 
@@ -111,3 +111,17 @@ $(BUILD)/asan/unit: tests/unit.c ext/geom.c ext/pip.c ext/tracts_int.h
 $(BUILD)/pipbench: bench/pipbench.c ext/geom.c ext/pip.c ext/tracts_int.h
 	$(CC) $(CFLAGS) $(XCFLAGS) -o $@ bench/pipbench.c ext/geom.c ext/pip.c \
 	  $(shell pkg-config --libs sqlite3) -lgeos_c -lm
+
+# libFuzzer harness for the zip/shapefile reader (tests/fuzz_zip.c).
+$(BUILD)/fuzz_zip: tests/fuzz_zip.c ext/shpzip.c ext/geom.c ext/tracts_int.h
+	clang -O1 -g -fsanitize=fuzzer,address,undefined $(XCFLAGS) -o $@ \
+	  tests/fuzz_zip.c ext/shpzip.c ext/geom.c \
+	  $(shell pkg-config --libs libzip shapelib libcrypto) -lgeos_c -lpthread -lm
+
+fuzz: deps-test
+	@sh tests/deps.sh clang
+	@$(MAKE) --no-print-directory $(BUILD)/fuzz_zip
+	@mkdir -p $(BUILD)/fuzz-corpus
+	cd $(BUILD) && LSAN_OPTIONS=suppressions=../tests/lsan.supp \
+	  ./fuzz_zip -max_total_time=$${FUZZ_SECONDS:-60} -max_len=65536 \
+	  fuzz-corpus ../tests/fuzz-seeds

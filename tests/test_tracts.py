@@ -1033,6 +1033,24 @@ def test_nearest_fallback():
                  "tracts_config: nearest_m must be an integer from 0 to 100000, got '-1'")
 
 
+def test_assign_while_monitor_runs():
+    """Fork while the extension's own sampler thread runs: helpers must not
+    inherit it running or a held lock, and their CPU shows in the samples."""
+    c = connect()
+    n = assign_fixture(c, n=200000)
+    tasks = lambda: len(os.listdir("/proc/self/task"))
+    before = tasks()
+    c.execute("select monitor_start(0.01)")
+    for w in (2, 3):
+        eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', ?)",
+                     (w,)).fetchone()[0], n)
+    c.execute("select monitor_stop()")
+    no_zombies()
+    eq(tasks(), before, "sampler thread joined")
+    marks = [r[0] for r in c.execute("select label from monitor_marks")]
+    assert "assign: join" in marks and "index built" in marks, marks
+
+
 def test_assign_inside_write_transaction():
     c = connect()
     n = assign_fixture(c, n=50000)
