@@ -589,7 +589,12 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   trMonitorMark(pConn, "assign: read");
   /* One read snapshot for the count and the rows. */
   rc = sqlite3_exec(db, "SAVEPOINT tracts_assign_read", 0, 0, 0);
-  if( rc ) goto done;
+  if( rc ){
+    zErr = sqlite3_mprintf("tracts_assign: %s", rc==SQLITE_BUSY
+        ? "cannot run inside a statement that writes; call it on its own"
+        : sqlite3_errmsg(db));
+    goto done;
+  }
   bReadTxn = 1;
   bForkOk = sqlite3_txn_state(db, 0)!=SQLITE_TXN_WRITE;
   zSql = sqlite3_mprintf("SELECT count(*) FROM %s", zSrc);

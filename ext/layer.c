@@ -328,7 +328,13 @@ static int writerBegin(FileWriter *w, LoadVtab *pTab, const char *zFile,
     w->zName[0] = 0;
   }
   rc = sqlite3_exec(db, "SAVEPOINT tracts_load", 0, 0, 0);
-  if( rc ){ loadErr(pzErr, zFile, sqlite3_errmsg(db)); return rc; }
+  if( rc ){
+    loadErr(pzErr, zFile, rc==SQLITE_BUSY
+            ? "cannot write inside a statement that writes; run "
+              "SELECT * FROM load_tracts(...) on its own"
+            : sqlite3_errmsg(db));
+    return rc;
+  }
   w->bOpen = 1;
   rc = trLayerEnsureSchema(db, L, &zMsg);
   if( rc==SQLITE_OK ){
@@ -835,6 +841,7 @@ static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
       memset(c->aRow, 0, sizeof(LoadRow)*(size_t)n);
       c->nRow = n;
       rc = loadFiles(pTab, az, n, c->aRow, 0);
+      trLookupWatch(pTab->pConn);
       if( rc==SQLITE_INTERRUPT ){
         pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: interrupted");
       }
@@ -852,6 +859,7 @@ static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
     azOne[0] = (char*)zPath;
     rc = loadFiles(pTab, azOne, 1, c->aRow, 1);
   }
+  trLookupWatch(pTab->pConn);
   if( rc==SQLITE_INTERRUPT ){
     pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: interrupted");
   }else if( rc ){

@@ -28,7 +28,11 @@
 **   tracts table, in GEOID order, and builds a PipIndex. The index is kept
 **   until the table changes:
 **   - changes made through this connection fire TEMP triggers that call
-**     tracts_touch(), which marks the index stale (no cost per call);
+**     tracts_touch(), which marks the index stale (no cost per call); the
+**     triggers are made when the extension is loaded, by load_tracts, or
+**     by the first call, but never inside a write transaction (a schema
+**     change there aborts the statement): until they exist every call
+**     asks the layer's generation (a few microseconds);
 **   - commits by any connection change the pager's data version
 **     (SQLITE_FCNTL_DATA_VERSION, read on every call); then the layer's
 **     generation in tracts_layers, kept by triggers stored with the table,
@@ -96,7 +100,9 @@ static sqlite3_int64 layerGeneration(sqlite3 *db){
   sqlite3_stmt *pStmt = 0;
   sqlite3_int64 g = -1;
   if( sqlite3_prepare_v2(db, "SELECT generation FROM main.tracts_layers "
-                         "WHERE layer='tracts'", -1, &pStmt, 0)==SQLITE_OK
+                         "WHERE layer='tracts' AND EXISTS(SELECT 1 FROM "
+                         "main.sqlite_schema WHERE type='table' AND "
+                         "name='tracts')", -1, &pStmt, 0)==SQLITE_OK
    && sqlite3_step(pStmt)==SQLITE_ROW ){
     g = sqlite3_column_int64(pStmt, 0);
   }
@@ -108,6 +114,55 @@ static unsigned int dataVersion(sqlite3 *db){
   unsigned int v = 0;
   sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, &v);
   return v;
+}
+
+/* Make sure TEMP triggers tell this connection about changes to the
+** tracts table. Never inside a write transaction: a schema change there
+** would abort the statement being run (CREATE TABLE ... AS SELECT
+** tract_of(...) would fail). Sets p->bTriggers when they exist. */
+static void lookupWatch(TractsConn *pConn, TrLookup *p){
+  sqlite3 *db = pConn->db;
+  sqlite3_stmt *pStmt = 0;
+  int nHave = 0, bTable = 0, i;
+  static const char *azEvent[3] = { "INSERT", "UPDATE", "DELETE" };
+  if( sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM temp.sqlite_schema "
+        "WHERE type='trigger' AND name LIKE 'tracts_touch__'), EXISTS(SELECT 1 "
+        "FROM main.sqlite_schema WHERE type='table' AND name='tracts')", -1,
+        &pStmt, 0)==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    nHave = sqlite3_column_int(pStmt, 0);
+    bTable = sqlite3_column_int(pStmt, 1);
+  }
+  sqlite3_finalize(pStmt);
+  p->bTriggers = nHave==3;
+  if( p->bTriggers || !bTable ) return;
+  if( sqlite3_txn_state(db, "main")==SQLITE_TXN_WRITE
+   || sqlite3_txn_state(db, "temp")==SQLITE_TXN_WRITE ) return;
+  for(i=0; i<3; i++){
+    char *zSql = sqlite3_mprintf(
+      "CREATE TEMP TRIGGER IF NOT EXISTS tracts_touch_%c AFTER %s ON "
+      "main.tracts BEGIN SELECT tracts_touch(); END", azEvent[i][0]+32,
+      azEvent[i]);
+    int rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+    if( rc ) return;
+  }
+  p->bTriggers = 1;
+}
+
+static TrLookup *lookupGet(TractsConn *pConn){
+  TrLookup *p = pConn->pLookup;
+  if( p==0 ){
+    p = pConn->pLookup = sqlite3_malloc(sizeof(TrLookup));
+    if( p==0 ) return 0;
+    memset(p, 0, sizeof(*p));
+    p->bStale = 1;
+  }
+  return p;
+}
+
+void trLookupWatch(TractsConn *pConn){
+  TrLookup *p = lookupGet(pConn);
+  if( p ) lookupWatch(pConn, p);
 }
 
 /* Feed a blob's rings to the builder. */
@@ -136,24 +191,7 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
     *pzErr = sqlite3_mprintf("tract_of: no tracts loaded (run load_tracts)");
     return SQLITE_ERROR;
   }
-  if( !p->bTriggers ){
-    static const char *azEvent[3] = { "INSERT", "UPDATE", "DELETE" };
-    int i;
-    for(i=0; i<3; i++){
-      char *zSql = sqlite3_mprintf(
-        "CREATE TEMP TRIGGER IF NOT EXISTS tracts_touch_%c AFTER %s ON "
-        "main.tracts BEGIN SELECT tracts_touch(); END", azEvent[i][0]+32,
-        azEvent[i]);
-      rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
-      sqlite3_free(zSql);
-      if( rc ){
-        *pzErr = sqlite3_mprintf("tract_of: cannot watch the tracts table: "
-                                 "%s", sqlite3_errmsg(db));
-        return rc;
-      }
-    }
-    p->bTriggers = 1;
-  }
+  lookupWatch(pConn, p);
   rc = sqlite3_prepare_v2(db, "SELECT GEOID, geometry FROM main.tracts "
                           "ORDER BY GEOID", -1, &pStmt, 0);
   if( rc ){
@@ -227,12 +265,16 @@ fail:
 }
 
 const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr){
-  TrLookup *p = pConn->pLookup;
-  if( p==0 ){
-    p = pConn->pLookup = sqlite3_malloc(sizeof(TrLookup));
-    if( p==0 ){ *pzErr = sqlite3_mprintf("tract_of: out of memory"); return 0; }
-    memset(p, 0, sizeof(*p));
-    p->bStale = 1;
+  TrLookup *p = lookupGet(pConn);
+  if( p==0 ){ *pzErr = sqlite3_mprintf("tract_of: out of memory"); return 0; }
+  if( !p->bTriggers && p->pIdx ){
+    /* unwatched (first use inside a write transaction): ask every call
+    ** until the triggers can be made */
+    lookupWatch(pConn, p);
+    if( !p->bTriggers ){
+      if( layerGeneration(pConn->db)==p->iGen ) return p->pIdx;
+      p->bStale = 1;
+    }
   }
   if( !p->bStale && p->pIdx ){
     unsigned int v = dataVersion(pConn->db);

@@ -99,6 +99,7 @@ TRACTS_API int sqlite3_tracts_init(sqlite3 *db, char **pzErrMsg,
   if( rc==SQLITE_OK ) rc = trLookupRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trAssignRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trMonitorRegister(db, pConn);
+  if( rc==SQLITE_OK ) trLookupWatch(pConn);
   if( rc!=SQLITE_OK ){
     *pzErrMsg = sqlite3_mprintf("tracts: cannot register functions: %s",
                                 sqlite3_errmsg(db));

@@ -48,6 +48,9 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *pLayer, char **pzErr);
 /* lookup.c */
 int trLookupRegister(sqlite3 *db, TractsConn *pConn);
 void trLookupFree(TrLookup *p);
+/* Make the TEMP triggers that watch the tracts table, if it exists and no
+** write transaction is open (called at load time and after loads). */
+void trLookupWatch(TractsConn *pConn);
 /* Index for the layer, built or rebuilt if the table changed. NULL with
 ** *pzErr (sqlite3_malloc'd) on error. */
 const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr);

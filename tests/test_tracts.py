@@ -542,6 +542,36 @@ def test_index_follows_table_changes():
     c.close()
 
 
+def test_tract_of_first_used_in_a_write_statement():
+    db = os.path.join(BUILD, "fixtures", "firstwrite.db")
+    if os.path.exists(db):
+        os.remove(db)
+    c = connect(db)                       # loaded before the table exists
+    d = connect(db)
+    d.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    d.close()
+    c.execute("create table r as select tract_of(-71.45, 41.55) as g")
+    eq(c.execute("select g from r").fetchone()[0], "44007000100")
+    c.execute("begin")
+    c.execute("insert into r select tract_of(-71.35, 41.65)")
+    c.execute("delete from tracts where GEOID='44007000050'")
+    c.execute("insert into r select tract_of(-71.35, 41.65)")
+    c.execute("commit")
+    eq([x[0] for x in c.execute("select g from r")],
+       ["44007000100", "44007000050", None], "own change seen in a transaction")
+    expect_error(c, "create table r2 as select * from load_tracts(?)",
+                 (HAND_ZIP(),), "load_tracts: %s: cannot write inside a "
+                 "statement that writes; run SELECT * FROM load_tracts(...) "
+                 "on its own" % HAND_ZIP())
+    c.execute("create table pts(id INTEGER PRIMARY KEY, lon, lat)")
+    expect_error(c, "create table r3 as select tracts_assign('pts', 'lon', "
+                 "'lat', 'o')", (), "tracts_assign: cannot run inside a "
+                 "statement that writes; call it on its own")
+    c.execute("drop table tracts")
+    expect_error(c, "select tract_of(-71.45, 41.55)", (),
+                 "tract_of: no tracts loaded (run load_tracts)")
+
+
 def test_python_host_with_threads():
     """The extension in a multi-threaded host: one connection per thread."""
     errors = []
