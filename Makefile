@@ -108,6 +108,9 @@ $(BUILD)/asan/unit: tests/unit.c ext/geom.c ext/pip.c ext/tracts_int.h
 	  -fno-sanitize-recover=undefined $(XCFLAGS) -o $@ tests/unit.c \
 	  ext/geom.c ext/pip.c -lgeos_c -lm
 
+$(BUILD)/geos_baseline: bench/peers/geos_baseline.c
+	$(CC) -O2 -o $@ $< $(shell pkg-config --cflags --libs sqlite3 geos libcrypto) -lm
+
 $(BUILD)/pipbench: bench/pipbench.c ext/geom.c ext/pip.c ext/tracts_int.h
 	$(CC) $(CFLAGS) $(XCFLAGS) -o $@ bench/pipbench.c ext/geom.c ext/pip.c \
 	  $(shell pkg-config --libs sqlite3) -lgeos_c -lm

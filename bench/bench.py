@@ -122,6 +122,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--points", type=int, default=1000000)
+    ap.add_argument("--no-peers", action="store_true",
+                    help="skip GeoPandas, SpatiaLite and the GEOS program")
     ap.add_argument("--big", action="store_true",
                     help="also 10x --points for tracts_assign")
     a = ap.parse_args()
@@ -277,6 +279,67 @@ def main():
         say("Scaling 1 -> 2 workers at %d points: %.2fx." %
             (npts, assign_results[(npts, 1)] / assign_results[(npts, 2)]))
     say()
+    # ---- peers: the whole job, points table to (id, geoid) table
+    if not a.no_peers:
+        say("## The join end to end against peers (%d points, same data, same run)" % n)
+        say()
+        say("Each starts from the points table and the tract files or tables "
+            "and ends with an (id, geoid) table written. tracts_assign here "
+            "includes building its index from the tracts table (a fresh "
+            "process). Slow peers run once; tracts rows are medians of %d "
+            "runs. SpatiaLite runs on the first 100,000 points." % a.runs)
+        say()
+        say("| method | seconds | points/s | tracts_assign(2) is faster by | peak memory |")
+        say("|---|---:|---:|---:|---|")
+
+        def e2e(w):
+            def f():
+                o, peak = run_sampled(["sqlite3", "-batch", db], (
+                    ".load %s\nattach '%s' as p;\n.timer on\n"
+                    "select tracts_assign('p.points', 'lon', 'lat', 'out', %d);\n"
+                    % (EXT, pts, w)))
+                return timer(o), peak
+            xs = [f() for _ in range(a.runs)]
+            return statistics.median(x[0] for x in xs), max(x[1] for x in xs)
+        t2, m2 = e2e(2)
+        t1, m1 = e2e(1)
+        outdb = os.path.join(D, "peer_out.db")
+        peers = [
+            ("GeoPandas 0.12 sjoin within (one process)",
+             ["/usr/bin/python3", "bench/peers/geopandas_sjoin.py"], n),
+            ("the notebook: ProcessPoolExecutor(2), one state a task",
+             ["/usr/bin/python3", "bench/peers/notebook_pool.py", "--workers", "2"], n),
+            ("SpatiaLite ST_Within with its R*Tree (100k points)",
+             ["/usr/bin/python3", "bench/peers/spatialite_within.py",
+              "--tracts-db", db, "--limit", "100000"], 100000),
+            ("plain GEOS C: STRtree + prepared polygons, 1 process",
+             [os.path.join(B, "geos_baseline"), "--tracts-db", db, "--workers", "1"], n),
+            ("plain GEOS C: STRtree + prepared polygons, 2 processes",
+             [os.path.join(B, "geos_baseline"), "--tracts-db", db, "--workers", "2"], n),
+            ("floor: SQLite reads the points, writes (id, constant geoid)",
+             ["/usr/bin/python3", "bench/peers/floor.py"], n),
+        ]
+        say("| tracts_assign, 2 workers | %.2f | %.2f M | 1.00x | %.0f MB PSS |"
+            % (t2, n / t2 / 1e6, m2 / 1e6))
+        say("| tracts_assign, 1 worker | %.2f | %.2f M | %.2fx | %.0f MB PSS |"
+            % (t1, n / t1 / 1e6, t1 / t2, m1 / 1e6))
+        import json
+        for name, cmd, npts in peers:
+            _, o = run(cmd + ["--points-db", pts, "--out-db", fresh(outdb)],
+                       cwd=ROOT)
+            j = json.loads(o.strip().splitlines()[-1])
+            sec = float(j["seconds"])
+            mem = "%.0f MB RSS" % j.get("peak_rss_mb", 0)
+            if "join_pss_sum_mb" in j:
+                mem = "%.0f MB PSS (parent + children)" % j["join_pss_sum_mb"]
+            elif "sampled_peak_sum_pss_mb" in j:
+                mem = "%.0f MB PSS (parent + children)" % j["sampled_peak_sum_pss_mb"]
+            # compare per point: peers on fewer points are scaled
+            per_pt_ratio = (sec / npts) / (t2 / n)
+            say("| %s | %.2f | %s | %.1fx | %s |"
+                % (name, sec, "%.3f M" % (npts / sec / 1e6), per_pt_ratio, mem))
+        say()
+
     say("Command: `make bench` (bench/bench.py --runs %d --points %d%s)." %
         (a.runs, n, " --big" if a.big else ""))
     with open(os.path.join(D, "results.md"), "w") as f:

@@ -2,5 +2,5 @@
 # make bench: build what the benchmark needs, then bench/bench.py.
 set -e
 cd "$(dirname "$0")/.."
-make --no-print-directory all tools build/pipbench >/dev/null
+make --no-print-directory all tools build/pipbench build/geos_baseline >/dev/null
 /usr/bin/python3 bench/bench.py "$@"
