@@ -48,6 +48,11 @@ int main(int argc, char **argv){
   if( sqlite3_open_v2(argv[1], &db, SQLITE_OPEN_READONLY, 0) ) return 1;
   t0 = now();
   pB = pipBuilderNew();
+  if( sqlite3_prepare_v2(db, "SELECT sum(length(geometry)) FROM tracts", -1, &st, 0)==SQLITE_OK
+   && sqlite3_step(st)==SQLITE_ROW ){
+    pipBuilderReserve(pB, (size_t)(sqlite3_column_int64(st, 0)/16));
+  }
+  sqlite3_finalize(st);
   feed.pB = pB;
   feed.iPoly = 0;
   if( sqlite3_prepare_v2(db, "SELECT GEOID, geometry FROM tracts ORDER BY GEOID", -1, &st, 0) ){

@@ -202,6 +202,17 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
   trMonitorMark(pConn, "index build");
   pB = pipBuilderNew();
   if( pB==0 ){ rc = SQLITE_NOMEM; goto fail; }
+  {
+    /* size the vertex arrays once: a blob holds 16 bytes a point */
+    sqlite3_stmt *pSum = 0;
+    if( sqlite3_prepare_v2(db, "SELECT sum(length(geometry)) FROM main.tracts",
+                           -1, &pSum, 0)==SQLITE_OK
+     && sqlite3_step(pSum)==SQLITE_ROW ){
+      sqlite3_int64 n = sqlite3_column_int64(pSum, 0)/16;
+      if( n>0 && n<((sqlite3_int64)1<<32) ) pipBuilderReserve(pB, (size_t)n);
+    }
+    sqlite3_finalize(pSum);
+  }
   while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
     const unsigned char *zKey = sqlite3_column_text(pStmt, 0);
     int nK = sqlite3_column_bytes(pStmt, 0);

@@ -180,6 +180,11 @@ static int quantize(double lon, double lat, uint32_t *pu, uint32_t *pv){
   return 0;
 }
 
+int pipBuilderReserve(PipBuilder *p, size_t nPt){
+  if( vecReserve(&p->v, 2*nPt + 2) || vecReserve(&p->edgePoly, nPt + 1) ) return 1;
+  return 0;
+}
+
 int pipBuilderRing(PipBuilder *p, uint32_t iPoly, int nPt,
                    const unsigned char *aXY){
   size_t iStart = p->v.n, n;
@@ -587,6 +592,117 @@ static uint32_t makeLeaf(PipBuilder *b, int64_t rx, int64_t ry,
   return WORD(TAG_LEAF, off);
 }
 
+/* One pass of distributing edges aE[k0..k1) to the n x n cells of side
+** 2^cs at (x0, y0): pass 0 counts into aCount[c], pass 1 writes each edge
+** at aPos[c]++ in aOut. An edge goes to every cell its segment meets. */
+static void distRange(const PipBuilder *b, const uint32_t *aE, size_t k0,
+                      size_t k1, int64_t x0, int64_t y0, int cs, int n,
+                      int pass, size_t *aCountOrPos, uint32_t *aOut){
+  const uint32_t *V = b->v.a;
+  size_t k;
+  for(k=k0; k<k1; k++){
+    uint32_t e = aE[k];
+    int64_t ax = V[2*e], ay = V[2*e+1], bx = V[2*e+2], by = V[2*e+3];
+    int64_t mnx = ax<bx?ax:bx, mxx = ax<bx?bx:ax;
+    int64_t mny = ay<by?ay:by, mxy = ay<by?by:ay;
+    int64_t i0, i1, j0, j1, ii, jj;
+    i0 = mnx>x0 ? (mnx-x0-1)>>cs : 0;
+    j0 = mny>y0 ? (mny-y0-1)>>cs : 0;
+    i1 = mxx>=x0 ? (mxx-x0)>>cs : -1;
+    j1 = mxy>=y0 ? (mxy-y0)>>cs : -1;
+    if( i1>=n ) i1 = n-1;
+    if( j1>=n ) j1 = n-1;
+    if( i0>=n || j0>=n || i1<0 || j1<0 ) continue;
+    for(jj=j0; jj<=j1; jj++){
+      for(ii=i0; ii<=i1; ii++){
+        size_t c = (size_t)(jj*n + ii);
+        if( (i0!=i1 || j0!=j1) ){
+          int64_t bx0 = x0 + (ii<<cs), by0 = y0 + (jj<<cs);
+          if( !segMeetsBox(ax, ay, bx, by, bx0, by0,
+                           bx0 + ((int64_t)1<<cs), by0 + ((int64_t)1<<cs)) ){
+            continue;
+          }
+        }
+        if( pass==0 ) aCountOrPos[c]++;
+        else aOut[aCountOrPos[c]++] = e;
+      }
+    }
+  }
+}
+
+/* A thread's share of the root's distribution. */
+typedef struct DistJob DistJob;
+struct DistJob {
+  const PipBuilder *b;
+  const uint32_t *aE;
+  size_t k0, k1;            /* its edges */
+  int64_t x0, y0;
+  int cs, n, pass;
+  size_t *aCount;           /* pass 0: counts; pass 1: positions */
+  uint32_t *aOut;
+};
+static void *distThread(void *pArg){
+  DistJob *j = (DistJob*)pArg;
+  distRange(j->b, j->aE, j->k0, j->k1, j->x0, j->y0, j->cs, j->n, j->pass,
+            j->aCount, j->aOut);
+  return 0;
+}
+
+/* Distribute the root's edges on b->nThread threads, each over a slice of
+** aE: they count per cell, then write their edges at positions that keep
+** every cell's list in aE's order. Fills aOff[0..n*n] (cell starts) and
+** returns the lists (malloc'd), or NULL on OOM. */
+static uint32_t *distributeParallel(PipBuilder *b, const uint32_t *aE,
+                                    size_t nE, int64_t x0, int64_t y0, int cs,
+                                    int n, size_t *aOff){
+  int nT = b->nThread, t, pass;
+  size_t nCell = (size_t)n*n, c;
+  DistJob *aJob = calloc((size_t)nT, sizeof(DistJob));
+  pthread_t *aTid = calloc((size_t)nT, sizeof(pthread_t));
+  uint32_t *aOut = 0;
+  int bOk = aJob && aTid;
+  for(t=0; bOk && t<nT; t++){
+    aJob[t].b = b;
+    aJob[t].aE = aE;
+    aJob[t].k0 = nE*(size_t)t/(size_t)nT;
+    aJob[t].k1 = nE*(size_t)(t+1)/(size_t)nT;
+    aJob[t].x0 = x0; aJob[t].y0 = y0; aJob[t].cs = cs; aJob[t].n = n;
+    aJob[t].aCount = calloc(nCell, sizeof(size_t));
+    if( aJob[t].aCount==0 ) bOk = 0;
+  }
+  for(pass=0; bOk && pass<2; pass++){
+    int nStarted = 0;
+    if( pass==1 ){
+      /* cell starts, then each thread's position within each cell */
+      size_t acc = 0;
+      for(c=0; c<nCell; c++){
+        aOff[c] = acc;
+        for(t=0; t<nT; t++){
+          size_t m = aJob[t].aCount[c];
+          aJob[t].aCount[c] = acc;
+          acc += m;
+        }
+      }
+      aOff[nCell] = acc;
+      aOut = malloc(sizeof(uint32_t)*(acc ? acc : 1));
+      if( aOut==0 ){ bOk = 0; break; }
+    }
+    for(t=0; t<nT; t++){ aJob[t].pass = pass; aJob[t].aOut = aOut; }
+    for(t=1; t<nT; t++){
+      if( pthread_create(&aTid[t], 0, distThread, &aJob[t]) ) break;
+      nStarted++;
+    }
+    distThread(&aJob[0]);
+    for(t=nStarted+1; t<nT; t++) distThread(&aJob[t]);
+    for(t=1; t<=nStarted; t++) pthread_join(aTid[t], 0);
+  }
+  for(t=0; aJob && t<nT; t++) free(aJob[t].aCount);
+  free(aJob);
+  free(aTid);
+  if( !bOk ){ free(aOut); return 0; }
+  return aOut;
+}
+
 static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
                           const uint32_t *aE, size_t nE,
                           int64_t rx, int64_t ry, const U32Vec *s);
@@ -721,7 +837,7 @@ static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
                           const uint32_t *aE, size_t nE,
                           int64_t rx, int64_t ry, const U32Vec *s){
   int bits, cs, i, n;
-  size_t nNode, iBase, k, *aOff = 0, *aFill = 0, nTot;
+  size_t nNode, iBase, *aOff = 0, *aFill = 0, nTot;
   uint32_t *aChildE = 0;
   int64_t *aRef = 0;
   U32Vec *aSet = 0;
@@ -765,46 +881,20 @@ static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
   aRef = malloc(sizeof(int64_t)*2*(size_t)n*n);
   aSet = calloc((size_t)n*n, sizeof(U32Vec));
   if( !aOff || !aFill || !aRef || !aSet ){ b->bOom = 1; goto done; }
-  {
-    int pass;
-    const uint32_t *V = b->v.a;
-    for(pass=0; pass<2; pass++){
-      for(k=0; k<nE; k++){
-        uint32_t e = aE[k];
-        int64_t ax = V[2*e], ay = V[2*e+1], bx = V[2*e+2], by = V[2*e+3];
-        int64_t mnx = ax<bx?ax:bx, mxx = ax<bx?bx:ax;
-        int64_t mny = ay<by?ay:by, mxy = ay<by?by:ay;
-        int64_t i0, i1, j0, j1, ii, jj;
-        i0 = mnx>x0 ? (mnx-x0-1)>>cs : 0;
-        j0 = mny>y0 ? (mny-y0-1)>>cs : 0;
-        i1 = mxx>=x0 ? (mxx-x0)>>cs : -1;
-        j1 = mxy>=y0 ? (mxy-y0)>>cs : -1;
-        if( i1>=n ) i1 = n-1;
-        if( j1>=n ) j1 = n-1;
-        if( i0>=n || j0>=n || i1<0 || j1<0 ) continue;
-        for(jj=j0; jj<=j1; jj++){
-          for(ii=i0; ii<=i1; ii++){
-            size_t c = (size_t)(jj*n + ii);
-            if( (i0!=i1 || j0!=j1) ){
-              int64_t bx0 = x0 + (ii<<cs), by0 = y0 + (jj<<cs);
-              if( !segMeetsBox(ax, ay, bx, by, bx0, by0,
-                               bx0 + ((int64_t)1<<cs), by0 + ((int64_t)1<<cs)) ){
-                continue;
-              }
-            }
-            if( pass==0 ) aOff[c+1]++;
-            else aChildE[aOff[c] + aFill[c]++] = e;
-          }
-        }
-      }
-      if( pass==0 ){
-        size_t c;
-        for(c=0; c<(size_t)n*n; c++) aOff[c+1] += aOff[c];
-        nTot = aOff[(size_t)n*n];
-        aChildE = malloc(sizeof(uint32_t)*(nTot ? nTot : 1));
-        if( aChildE==0 ){ b->bOom = 1; goto done; }
-      }
+  if( shift==32 && b->nThread>1 && nE>100000 ){
+    aChildE = distributeParallel(b, aE, nE, x0, y0, cs, n, aOff);
+    if( aChildE==0 ){ b->bOom = 1; goto done; }
+  }else{
+    distRange(b, aE, 0, nE, x0, y0, cs, n, 0, aOff+1, 0);
+    {
+      size_t c;
+      for(c=0; c<(size_t)n*n; c++) aOff[c+1] += aOff[c];
     }
+    nTot = aOff[(size_t)n*n];
+    aChildE = malloc(sizeof(uint32_t)*(nTot ? nTot : 1));
+    if( aChildE==0 ){ b->bOom = 1; goto done; }
+    memcpy(aFill, aOff, sizeof(size_t)*(size_t)n*n);
+    distRange(b, aE, 0, nE, x0, y0, cs, n, 1, aFill, aChildE);
   }
 
   /* reference points and their polygon sets, row by row */

@@ -189,6 +189,8 @@ typedef struct PipBuilder PipBuilder;
 #define PIP_SCALE 1e7
 
 PipBuilder *pipBuilderNew(void);
+/* Room for nPt more points (a hint; growing still works). 0 or 1 on OOM. */
+int pipBuilderReserve(PipBuilder *p, size_t nPt);
 /* Add polygon number iPoly (0-based, in the order of the rule: the lowest
 ** number wins when several polygons cover a point). Rings of all its parts
 ** are added one at a time with pipBuilderRing, aXY being nPt (x,y) pairs
