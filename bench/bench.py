@@ -64,17 +64,26 @@ def pss_tree(pid):
     return total
 
 
+MARK = os.path.join(D, "sampling.mark")
+
+
 def run_sampled(cmd, script):
-    """Run cmd with script on stdin; return (stdout, peak summed PSS)."""
+    """Run cmd with script on stdin; return (stdout, peak summed PSS). If
+    the script creates the file MARK (.shell touch), only samples taken
+    after that count (to leave out the index build)."""
     import threading
+    if os.path.exists(MARK):
+        os.remove(MARK)
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     peak = [0]
     done = []
+    gated = ".shell touch" in script
 
     def sample():
         while not done:
-            peak[0] = max(peak[0], pss_tree(p.pid))
+            if not gated or os.path.exists(MARK):
+                peak[0] = max(peak[0], pss_tree(p.pid))
             time.sleep(0.02)
     th = threading.Thread(target=sample)
     th.start()
@@ -122,6 +131,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--points", type=int, default=1000000)
+    ap.add_argument("--only", default="load,index,sql,assign,peers",
+                    help="comma list of sections to run")
     ap.add_argument("--no-peers", action="store_true",
                     help="skip GeoPandas, SpatiaLite and the GEOS program")
     ap.add_argument("--big", action="store_true",
@@ -140,6 +151,9 @@ def main():
         % (os.cpu_count(), cpu, time.strftime("%Y-%m-%d"), a.points, a.runs))
     say()
 
+    only = set(a.only.split(","))
+    if a.no_peers:
+        only.discard("peers")
     # ---- load
     db = os.path.join(D, "load.db")
 
@@ -163,7 +177,16 @@ def main():
             t += run(cmd + [db, "/vsizip/" + os.path.join(states, z)])[0]
         return t
 
-    rows = []
+    if "load" in only:
+        load_section(a, say, ours, ogr_nat, ogr_states)
+    fresh(db)          # the peers above left their own tables: load ours
+    sql(db, ".load %s\nselect count(*) from load_tracts('%s');\n" % (EXT, states))
+    index_and_rest(a, say, db, pts, out, only)
+
+
+def load_section(a, say, ours, ogr_nat, ogr_states):
+    states = os.path.join(D, "states")
+    natzip = os.path.join(D, "national", "cb_2019_us_tract_500k.zip")
     m_states, _ = median_of(a.runs, lambda: ours(states))
     m_nat, _ = median_of(a.runs, lambda: ours(natzip))
     o_nat, _ = median_of(a.runs, ogr_nat)
@@ -179,14 +202,21 @@ def main():
         say("| %s | %.2f | %.2fx |" % (name, v, o_nat / v))
     say()
 
+
+def index_and_rest(a, say, db, pts, out, only):
+    n = a.points
     # ---- index
-    fresh(db)
-    sql(db, ".load %s\nselect count(*) from load_tracts('%s');\n" % (EXT, states))
     pb = []
-    for _ in range(a.runs):
+    for _ in range(a.runs if "index" in only else 0):
         _, o = run([os.path.join(B, "pipbench"), db, pts])
         kv = dict(x.split("=") for x in o.split("\n")[0].split())
         pb.append(kv)
+    if pb:
+        index_table(say, pb)
+    sql_and_rest(a, say, db, pts, out, only)
+
+
+def index_table(say, pb):
     build = statistics.median(float(k["build_s"]) for k in pb)
     rate = statistics.median(float(k["lookups_per_s"]) for k in pb)
     say("## The point-in-polygon index (bench/pipbench.c, no SQL)")
@@ -201,6 +231,9 @@ def main():
     say("| lookups per second, one thread | %.2f M |" % (rate / 1e6))
     say()
 
+
+def sql_and_rest(a, say, db, pts, out, only):
+    n = a.points
     # ---- SQL throughput
     def q_count():
         return sql(db, ".load %s\nselect tract_of(0, 0);\nattach '%s' as p;\n"
@@ -222,10 +255,22 @@ def main():
             return timer(o)
         return f
 
-    c_count, _ = median_of(a.runs, lambda: timer(q_count()))
-    c_create, _ = median_of(a.runs, q_create("tract_of(lon, lat)"))
     c_floor, _ = median_of(a.runs, q_create("'00000000000'"))
-    n = a.points
+    if "sql" in only:
+        c_count, _ = median_of(a.runs, lambda: timer(q_count()))
+        c_create, _ = median_of(a.runs, q_create("tract_of(lon, lat)"))
+        sql_table(say, n, c_count, c_create, c_floor)
+    if "assign" in only:
+        assign_section(a, say, db, pts, n, c_floor, timer)
+    if "peers" in only:
+        peers_section(a, say, db, pts, n, timer)
+    say("Command: `make bench` (bench/bench.py --runs %d --points %d%s)." %
+        (a.runs, n, " --big" if a.big else ""))
+    with open(os.path.join(D, "results.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def sql_table(say, n, c_count, c_create, c_floor):
     say("## tract_of in SQL, one process (index built beforehand)")
     say()
     say("| query | seconds | points/s | / floor |")
@@ -237,12 +282,17 @@ def main():
     say("| floor: the same writing a constant GEOID | %.2f | %.2f M | 1.00x |"
         % (c_floor, n / c_floor / 1e6))
     say()
+
+
+def assign_section(a, say, db, pts, n, c_floor, timer):
     # ---- tracts_assign
     say("## tracts_assign: points table to (id, geoid, how) table")
     say()
     say("Index built beforehand (its build time is in the index table); "
-        "peak memory is the summed PSS of sqlite3 and its helpers, sampled "
-        "every 20 ms from /proc/PID/smaps_rollup.")
+        "peak memory is the summed PSS of sqlite3 and its helpers during the "
+        "call, sampled every 20 ms from /proc/PID/smaps_rollup. The floor "
+        "here writes a constant GEOID; writing real 11-character GEOIDs and "
+        "the how column in plain SQL takes about 2x that.")
     say()
     say("| points | workers | seconds | points/s | / floor | peak PSS | PSS / 1 worker |")
     say("|---:|---:|---:|---:|---:|---:|---:|")
@@ -261,8 +311,9 @@ def main():
         for w in (1, 2):
             def one():
                 script = (".load %s\nselect tract_of(0, 0);\nattach '%s' as p;\n"
+                          ".shell touch %s\n"
                           ".timer on\nselect tracts_assign('p.points', 'lon', "
-                          "'lat', 'out', %d);\n" % (EXT, path, w))
+                          "'lat', 'out', %d);\n" % (EXT, path, MARK, w))
                 o, peak = run_sampled(["sqlite3", "-batch", db], script)
                 return timer(o), peak
             xs = [one() for _ in range(a.runs)]
@@ -279,8 +330,11 @@ def main():
         say("Scaling 1 -> 2 workers at %d points: %.2fx." %
             (npts, assign_results[(npts, 1)] / assign_results[(npts, 2)]))
     say()
+
+
+def peers_section(a, say, db, pts, n, timer):
     # ---- peers: the whole job, points table to (id, geoid) table
-    if not a.no_peers:
+    if True:
         say("## The join end to end against peers (%d points, same data, same run)" % n)
         say()
         say("Each starts from the points table and the tract files or tables "
@@ -340,10 +394,6 @@ def main():
                 % (name, sec, "%.3f M" % (npts / sec / 1e6), per_pt_ratio, mem))
         say()
 
-    say("Command: `make bench` (bench/bench.py --runs %d --points %d%s)." %
-        (a.runs, n, " --big" if a.big else ""))
-    with open(os.path.join(D, "results.md"), "w") as f:
-        f.write("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":
