@@ -163,6 +163,7 @@ void pipFree(PipIndex *p){
   free(p);
 }
 
+#if !(defined(__BYTE_ORDER__) && __BYTE_ORDER__==__ORDER_LITTLE_ENDIAN__)
 static double getF64(const unsigned char *z){
   uint64_t u = 0;
   double v;
@@ -171,6 +172,7 @@ static double getF64(const unsigned char *z){
   memcpy(&v, &u, 8);
   return v;
 }
+#endif
 
 /* Snap lon/lat to the grid; 0 on success, 1 if out of range. */
 static int quantize(double lon, double lat, uint32_t *pu, uint32_t *pv){
@@ -188,23 +190,37 @@ int pipBuilderReserve(PipBuilder *p, size_t nPt){
 int pipBuilderRing(PipBuilder *p, uint32_t iPoly, int nPt,
                    const unsigned char *aXY){
   size_t iStart = p->v.n, n;
+  uint32_t *V, *E;
+  size_t nV, nE;
   int i;
   if( iPoly>=MAX_PAYLOAD ) return 1;
   if( vecReserve(&p->v, 2*(size_t)nPt + 2)
    || vecReserve(&p->edgePoly, (size_t)nPt + 1) ) return 1;
+  V = p->v.a;
+  E = p->edgePoly.a;
+  nV = p->v.n;
+  nE = p->edgePoly.n;
   for(i=0; i<nPt; i++){
     uint32_t u, v;
-    if( quantize(getF64(aXY+16*i), getF64(aXY+16*i+8), &u, &v) ){
+    double xy[2];
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__==__ORDER_LITTLE_ENDIAN__
+    memcpy(xy, aXY + 16*i, 16);               /* the blob is little-endian */
+#else
+    xy[0] = getF64(aXY+16*i);
+    xy[1] = getF64(aXY+16*i+8);
+#endif
+    if( quantize(xy[0], xy[1], &u, &v) ){
       p->v.n = iStart;
       p->edgePoly.n = iStart/2;
       return 1;
     }
-    n = p->v.n;
-    if( n>iStart && p->v.a[n-2]==u && p->v.a[n-1]==v ) continue;
-    p->v.a[p->v.n++] = u;
-    p->v.a[p->v.n++] = v;
-    p->edgePoly.a[p->edgePoly.n++] = iPoly;
+    if( nV>iStart && V[nV-2]==u && V[nV-1]==v ) continue;
+    V[nV++] = u;
+    V[nV++] = v;
+    E[nE++] = iPoly;
   }
+  p->v.n = nV;
+  p->edgePoly.n = nE;
   n = (p->v.n - iStart)/2;
   if( n>0 && (p->v.a[iStart]!=p->v.a[p->v.n-2]
            || p->v.a[iStart+1]!=p->v.a[p->v.n-1]) ){
