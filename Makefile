@@ -51,11 +51,11 @@ $(BUILD)/asan/tracts.so: $(SRC) $(HDR) Makefile
 
 tools: $(BUILD)/gentracts $(BUILD)/genpoints
 
-$(BUILD)/gentracts: tools/gentracts.c
+$(BUILD)/gentracts: tools/gentracts.c tools/states.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs shapelib libzip) -lm
 
-$(BUILD)/genpoints: tools/genpoints.c
+$(BUILD)/genpoints: tools/genpoints.c tools/states.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs sqlite3) -lm
 
