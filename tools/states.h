@@ -5,7 +5,7 @@
 ** both; everything is static.
 **
 ** The including file provides <math.h>, <stdlib.h>, <string.h> and
-** <strings.h> from the including file.
+** <strings.h>.
 */
 #ifndef TRACTS_TOOLS_STATES_H
 #define TRACTS_TOOLS_STATES_H
