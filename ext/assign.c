@@ -524,6 +524,11 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     goto done;
   }
   trLookupKeys(pConn, &keys);
+  if( keys.nPoly>RES_POLY(0xffffffffu) ){
+    zErr = sqlite3_mprintf("tracts_assign: %u tracts are more than it can "
+                           "number (%u)", keys.nPoly, RES_POLY(0xffffffffu));
+    goto done;
+  }
   job.rNearest = (double)trConfigInt(pConn, TR_SET_NEAREST);
 
   /* the source must be a rowid table */
