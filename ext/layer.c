@@ -617,7 +617,7 @@ static void *loadReader(void *pArg){
       LoadChunk *c = &F->aChunk[kPick];
       int iFirst = kPick*LOAD_CHUNK, n = trSourceCount(F->pSrc) - iFirst;
       if( n>LOAD_CHUNK ) n = LOAD_CHUNK;
-      c->rc = trSourceRead(F->pSrc, iFirst, n, p->bRepair, 1, &c->shp);
+      c->rc = trSourceRead(F->pSrc, iFirst, n, p->bRepair, &c->shp);
       pthread_mutex_lock(&p->mu);
       c->bDone = 1;
     }

@@ -276,30 +276,25 @@ fail:
 }
 
 const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr){
+  sqlite3 *db = pConn->db;
   TrLookup *p = lookupGet(pConn);
   if( p==0 ){ *pzErr = sqlite3_mprintf("tract_of: out of memory"); return 0; }
-  if( !p->bTriggers && p->pIdx ){
-    /* unwatched (first use inside a write transaction): ask every call
-    ** until the triggers can be made */
-    lookupWatch(pConn, p);
-    if( !p->bTriggers ){
-      if( layerGeneration(pConn->db)==p->iGen ) return p->pIdx;
-      p->bStale = 1;
-    }
-  }
   if( !p->bStale && p->pIdx ){
-    unsigned int v = dataVersion(pConn->db);
-    /* without a read transaction (SELECT tract_of(1, 2) reads no table)
-    ** the pager has not looked at the file: the version may be old */
-    if( v==p->iDataVersion && !p->bInTxn
-     && sqlite3_txn_state(pConn->db, "main")!=SQLITE_TXN_NONE ){
+    unsigned int v = dataVersion(db);
+    /* Trusted without asking when every cheap sign says nothing changed:
+    ** the TEMP triggers watch this connection, no commit changed the data
+    ** version, and a read transaction holds it current (SELECT
+    ** tract_of(1, 2) reads no table, so the pager has not looked at the
+    ** file). After a build inside a transaction a ROLLBACK could undo
+    ** changes without firing any trigger, so that too means asking. */
+    if( p->bTriggers && !p->bInTxn && v==p->iDataVersion
+     && sqlite3_txn_state(db, "main")!=SQLITE_TXN_NONE ){
       return p->pIdx;
     }
     p->iDataVersion = v;
-    if( layerGeneration(pConn->db)==p->iGen ){
-      /* a rollback undoes changes without firing triggers: an index built
-      ** inside a transaction is checked on every call until one outside */
-      p->bInTxn = !sqlite3_get_autocommit(pConn->db);
+    if( layerGeneration(db)==p->iGen ){
+      p->bInTxn = !sqlite3_get_autocommit(db);
+      if( !p->bTriggers ) lookupWatch(pConn, p);
       return p->pIdx;
     }
   }

@@ -608,6 +608,24 @@ static uint32_t makeLeaf(PipBuilder *b, int64_t rx, int64_t ry,
   return WORD(TAG_LEAF, off);
 }
 
+#define MAX_THREADS 16
+
+/* Run x on each of the n jobs aJob[i] (szJob bytes apart), one thread a
+** job, the first on the calling thread; a job whose thread cannot start
+** runs here too. Returns when every job has ended. */
+static void runJobs(void *aJob, size_t szJob, int n, void *(*x)(void*)){
+  pthread_t aTid[MAX_THREADS];
+  int i, nStarted = 0;
+  char *a = (char*)aJob;
+  for(i=1; i<n && i<MAX_THREADS; i++){
+    if( pthread_create(&aTid[i], 0, x, a + szJob*(size_t)i) ) break;
+    nStarted++;
+  }
+  x(a);
+  for(i=nStarted+1; i<n; i++) x(a + szJob*(size_t)i);
+  for(i=1; i<=nStarted; i++) pthread_join(aTid[i], 0);
+}
+
 /* One pass of distributing edges aE[k0..k1) to the n x n cells of side
 ** 2^cs at (x0, y0): pass 0 counts into aCount[c], pass 1 writes each edge
 ** at aPos[c]++ in aOut. An edge goes to every cell its segment meets. */
@@ -674,9 +692,8 @@ static uint32_t *distributeParallel(PipBuilder *b, const uint32_t *aE,
   int nT = b->nThread, t, pass;
   size_t nCell = (size_t)n*n, c;
   DistJob *aJob = calloc((size_t)nT, sizeof(DistJob));
-  pthread_t *aTid = calloc((size_t)nT, sizeof(pthread_t));
   uint32_t *aOut = 0;
-  int bOk = aJob && aTid;
+  int bOk = aJob!=0;
   for(t=0; bOk && t<nT; t++){
     aJob[t].b = b;
     aJob[t].aE = aE;
@@ -687,7 +704,6 @@ static uint32_t *distributeParallel(PipBuilder *b, const uint32_t *aE,
     if( aJob[t].aCount==0 ) bOk = 0;
   }
   for(pass=0; bOk && pass<2; pass++){
-    int nStarted = 0;
     if( pass==1 ){
       /* cell starts, then each thread's position within each cell */
       size_t acc = 0;
@@ -704,17 +720,10 @@ static uint32_t *distributeParallel(PipBuilder *b, const uint32_t *aE,
       if( aOut==0 ){ bOk = 0; break; }
     }
     for(t=0; t<nT; t++){ aJob[t].pass = pass; aJob[t].aOut = aOut; }
-    for(t=1; t<nT; t++){
-      if( pthread_create(&aTid[t], 0, distThread, &aJob[t]) ) break;
-      nStarted++;
-    }
-    distThread(&aJob[0]);
-    for(t=nStarted+1; t<nT; t++) distThread(&aJob[t]);
-    for(t=1; t<=nStarted; t++) pthread_join(aTid[t], 0);
+    runJobs(aJob, sizeof(DistJob), nT, distThread);
   }
   for(t=0; aJob && t<nT; t++) free(aJob[t].aCount);
   free(aJob);
-  free(aTid);
   if( !bOk ){ free(aOut); return 0; }
   return aOut;
 }
@@ -766,12 +775,11 @@ static int buildRootChildren(PipBuilder *b, int64_t x0, int64_t y0, int cs,
                              int n, const uint32_t *aChildE,
                              const size_t *aOff, const int64_t *aRef,
                              const U32Vec *aSet, size_t iBase){
-  int nT = b->nThread, t, i, nCell = n*n, nStarted = 0;
+  int nT = b->nThread, t, i, nCell = n*n;
   RootJob *aJob = calloc((size_t)nT, sizeof(RootJob));
-  pthread_t *aTid = calloc((size_t)nT, sizeof(pthread_t));
   size_t nTotal = aOff[nCell], acc = 0;
   int rc = 0;
-  if( aJob==0 || aTid==0 ){ free(aJob); free(aTid); b->bOom = 1; return 1; }
+  if( aJob==0 ){ b->bOom = 1; return 1; }
   /* split by edge count */
   for(t=0, i=0; t<nT; t++){
     RootJob *j = &aJob[t];
@@ -788,15 +796,7 @@ static int buildRootChildren(PipBuilder *b, int64_t x0, int64_t y0, int cs,
     j->x0 = x0; j->y0 = y0; j->cs = cs; j->n = n;
     j->aChildE = aChildE; j->aOff = aOff; j->aRef = aRef; j->aSet = aSet;
   }
-  if( !b->bOom ){
-    for(t=1; t<nT; t++){
-      if( pthread_create(&aTid[t], 0, rootThread, &aJob[t]) ) break;
-      nStarted++;
-    }
-    rootThread(&aJob[0]);
-    for(t=nStarted+1; t<nT; t++) rootThread(&aJob[t]);   /* not started */
-    for(t=1; t<=nStarted; t++) pthread_join(aTid[t], 0);
-  }
+  if( !b->bOom ) runJobs(aJob, sizeof(RootJob), nT, rootThread);
   for(t=0; t<nT; t++){
     RootJob *j = &aJob[t];
     size_t nodeOff = b->nNode, cellOff = b->cell.n, leafOff = b->leaf.n, k;
@@ -842,7 +842,6 @@ static int buildRootChildren(PipBuilder *b, int64_t x0, int64_t y0, int cs,
     free(aJob[t].sub.aNode);
   }
   free(aJob);
-  free(aTid);
   if( b->bOom ) rc = 1;
   return rc;
 }
@@ -985,7 +984,7 @@ PipIndex *pipBuild(PipBuilder *b){
   if( nVert>0xfffffff0u ) goto fail;
   if( b->nThread==0 ){
     long nCpu = sysconf(_SC_NPROCESSORS_ONLN);
-    b->nThread = nCpu<1 ? 1 : nCpu>16 ? 16 : (int)nCpu;
+    b->nThread = nCpu<1 ? 1 : nCpu>MAX_THREADS ? MAX_THREADS : (int)nCpu;
   }
   root = buildCell(b, 0, 0, 32, aE, nE, 0xffffffffLL, 0xffffffffLL, &s);
   free(aE);

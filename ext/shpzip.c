@@ -3,11 +3,11 @@
 **
 ** What it does
 **
-**   trShapesRead() takes a Census cartographic boundary zip (for example
+**   trSourceOpen() opens a Census cartographic boundary zip (for example
 **   cb_2019_44_tract_500k.zip) or a bare .shp with its .shx and .dbf
-**   beside it, and returns the records of the layer: the layer's DBF
-**   attributes as text and each polygon as a TrGeom, checked with GEOS
-**   and encoded as a SpatiaLite BLOB. Nothing is written anywhere: the zip
+**   beside it; trSourceRead() returns a range of its records: the layer's
+**   DBF attributes as text and each polygon checked with GEOS and encoded
+**   as a SpatiaLite BLOB. Nothing is written anywhere: the zip
 **   members are inflated into memory (libzip) and shapelib reads them
 **   there through its SAHooks I/O table.
 **
@@ -21,9 +21,9 @@
 **   problems through the Error hook, which keeps the last message in a
 **   thread-local buffer that the reader copies into its error.
 **
-**   Geometry validation (GEOS isValid, MakeValid when repairing) is the
-**   costly part of a load; it runs on nThread threads, each with its own
-**   GEOS context, over interleaved slices of the records.
+**   Each trSourceRead() call opens its own shapelib handles (and GEOS
+**   context) over the shared in-memory parts, so the loader's reader
+**   threads read different ranges of one file at once.
 **
 ** Limits
 **
@@ -35,14 +35,14 @@
 **
 ** Threads and fork
 **
-**   Reentrant. Worker threads are joined before trShapesRead returns.
+**   Reentrant; a TrSource may be read by several threads at once. No
+**   thread is started here.
 */
 #include "tracts_int.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,49 +211,35 @@ static int readFile(const char *zPath, MemBuf *pBuf, int64_t nMax){
 
 /* ---- Stage 2: validation and blobs on threads ------------------------- */
 
-typedef struct ValJob ValJob;
-struct ValJob {
-  TrShapes *p;          /* records */
-  int iFirst, nStep;    /* this thread takes iFirst, iFirst+nStep, ... */
-  int bRepair;
-  int iBad;             /* first failing record, or -1 */
-  char zErr[512];       /* its error */
-};
-
-static void *valThread(void *pArg){
-  ValJob *j = (ValJob*)pArg;
+/* Check every record with GEOS (after the fast proof), repairing when
+** bRepair, and encode it as a blob; the arrays are dropped, the box kept.
+** Record numbers in errors count from iFirst+1. */
+static int validateAll(TrShapes *p, int bRepair, int iFirst){
   TrGeosErr geosErr;
   GEOSContextHandle_t h = trGeosInit(&geosErr);
   int i;
-  j->iBad = -1;
-  if( h==0 ){
-    j->iBad = j->iFirst;
-    snprintf(j->zErr, sizeof(j->zErr), "cannot start GEOS");
-    return 0;
-  }
-  for(i=j->iFirst; i<j->p->nRec; i+=j->nStep){
-    TrRecord *r = &j->p->aRec[i];
+  if( h==0 ) return setErr(p, "cannot start GEOS");
+  for(i=0; i<p->nRec; i++){
+    TrRecord *r = &p->aRec[i];
     char zWhy[160];
-    int rc = trGeomValidate(h, &r->geom, j->bRepair, zWhy, sizeof(zWhy));
+    int rc = trGeomValidate(h, &r->geom, bRepair, zWhy, sizeof(zWhy));
     if( rc<0 ){
-      j->iBad = i;
+      GEOS_finish_r(h);
       if( rc==-2 && geosErr.zMsg[0] ){
-        snprintf(j->zErr, sizeof(j->zErr), "GEOS: %s", geosErr.zMsg);
+        return setErr(p, "record %d: GEOS: %s", iFirst+i+1, geosErr.zMsg);
       }else if( rc==-2 ){
-        snprintf(j->zErr, sizeof(j->zErr), "%s", zWhy);
-      }else{
-        snprintf(j->zErr, sizeof(j->zErr), "invalid polygon (%s)%s", zWhy,
-                 j->bRepair ? " that GEOS could not repair"
-                            : "; set tracts_config('repair', 1) to repair");
+        return setErr(p, "record %d: %s", iFirst+i+1, zWhy);
       }
-      break;
+      return setErr(p, "record %d: invalid polygon (%s)%s", iFirst+i+1, zWhy,
+                    bRepair ? " that GEOS could not repair"
+                            : "; set tracts_config('repair', 1) to repair");
     }
     r->bRepaired = rc==1;
+    p->nRepaired += r->bRepaired;
     r->pBlob = trGeomToBlob(&r->geom, TR_SRID_NAD83, &r->nBlob);
     if( r->pBlob==0 ){
-      j->iBad = i;
-      snprintf(j->zErr, sizeof(j->zErr), "out of memory");
-      break;
+      GEOS_finish_r(h);
+      return setErr(p, "record %d: out of memory", iFirst+i+1);
     }
     /* the blob holds the geometry now: drop the arrays, keep the box */
     {
@@ -264,41 +250,6 @@ static void *valThread(void *pArg){
     }
   }
   GEOS_finish_r(h);
-  return 0;
-}
-
-static int validateAll(TrShapes *p, int bRepair, int nThread, int iFirst){
-  ValJob aJob[16];
-  pthread_t aTid[16];
-  int i, nStarted = 0, iBad = -1, jBad = -1;
-  if( nThread<1 ) nThread = 1;
-  if( nThread>16 ) nThread = 16;
-  if( nThread > p->nRec/64 + 1 ) nThread = p->nRec/64 + 1;
-  for(i=0; i<nThread; i++){
-    memset(&aJob[i], 0, sizeof(aJob[i]));
-    aJob[i].p = p;
-    aJob[i].iFirst = i;
-    aJob[i].nStep = nThread;
-    aJob[i].bRepair = bRepair;
-  }
-  for(i=1; i<nThread; i++){
-    if( pthread_create(&aTid[i], 0, valThread, &aJob[i]) ) break;
-    nStarted++;
-  }
-  /* threads that could not start: their slices run here, one by one */
-  valThread(&aJob[0]);
-  for(i=nStarted+1; i<nThread; i++) valThread(&aJob[i]);
-  for(i=1; i<=nStarted; i++) pthread_join(aTid[i], 0);
-  for(i=0; i<nThread; i++){
-    if( aJob[i].iBad>=0 && (iBad<0 || aJob[i].iBad<iBad) ){
-      iBad = aJob[i].iBad;
-      jBad = i;
-    }
-  }
-  if( iBad>=0 ){
-    return setErr(p, "record %d: %s", iFirst+iBad+1, aJob[jBad].zErr);
-  }
-  for(i=0; i<p->nRec; i++) p->nRepaired += p->aRec[i].bRepaired;
   return 0;
 }
 
@@ -455,8 +406,7 @@ done:
 ** handles on the shared buffers, so threads may read ranges at once.
 ** Record numbers in errors count from 1 over the whole file. */
 static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
-                     const int *aiField, int iFirst, int n, int bRepair,
-                     int nThread){
+                     const int *aiField, int iFirst, int n, int bRepair){
   SAHooks hooks;
   char zName[64];
   SHPHandle hShp = 0;
@@ -529,7 +479,7 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
   }
   SHPClose(hShp); hShp = 0;
   DBFClose(hDbf); hDbf = 0;
-  rc = validateAll(p, bRepair, nThread, iFirst);
+  rc = validateAll(p, bRepair, iFirst);
 done:
   if( hShp ) SHPClose(hShp);
   if( hDbf ) DBFClose(hDbf);
@@ -805,30 +755,17 @@ int trSourceOpenZipMem(TrSource **pp, const TrLayer *pLayer,
 int trSourceCount(const TrSource *s){ return s->nRec; }
 const char *trSourceSha256(const TrSource *s){ return s->zSha256; }
 
-int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, int nThread,
-                 TrShapes *p){
+int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, TrShapes *p){
   memset(p, 0, sizeof(*p));
   memcpy(p->zSha256, s->zSha256, sizeof(p->zSha256));
   if( iFirst<0 || n<0 || iFirst>s->nRec - n ){
     return setErr(p, "records %d to %d are out of range", iFirst+1, iFirst+n);
   }
-  return readRange(p, s->pLayer, &s->set, s->aiField, iFirst, n, bRepair,
-                   nThread);
+  return readRange(p, s->pLayer, &s->set, s->aiField, iFirst, n, bRepair);
 }
 
 void trSourceClose(TrSource *s){
   if( s==0 ) return;
   memSetFree(&s->set);
   free(s);
-}
-
-int trShapesRead(TrShapes *p, const TrLayer *pLayer, const char *zPath,
-                 int bRepair, int nThread){
-  TrSource *s = 0;
-  int rc;
-  memset(p, 0, sizeof(*p));
-  if( trSourceOpen(&s, pLayer, zPath, p->zErr) ) return 1;
-  rc = trSourceRead(s, 0, s->nRec, bRepair, nThread, p);
-  trSourceClose(s);
-  return rc;
 }

@@ -164,17 +164,12 @@ int trSourceOpenZipMem(TrSource **pp, const TrLayer *pLayer,
 int trSourceCount(const TrSource *s);          /* records */
 const char *trSourceSha256(const TrSource *s); /* of the file, hex */
 /* Records [iFirst, iFirst+n) into *p, validated (GEOS where the fast
-** proof fails; repaired if bRepair) and encoded as blobs, on nThread
-** threads. Several threads may read different ranges of one source at
-** once. On failure returns 1 and p->zErr says why; p holds nothing.
-** The caller frees p with trShapesFree. */
-int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, int nThread,
-                 TrShapes *p);
+** proof fails; repaired if bRepair) and encoded as blobs. Several threads
+** may read different ranges of one source at once. On failure returns 1
+** and p->zErr says why; p holds nothing. The caller frees p with
+** trShapesFree. */
+int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, TrShapes *p);
 void trSourceClose(TrSource *s);
-
-/* The whole file at once: open, read every record, close. */
-int trShapesRead(TrShapes *p, const TrLayer *pLayer, const char *zPath,
-                 int bRepair, int nThread);
 void trShapesFree(TrShapes *p);
 
 /* ------------------------------------------------------------------ */

@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *a, size_t n){
   char zErr[TR_ERR_SIZE];
   int i;
   if( trSourceOpenZipMem(&s, &layer, a, n, zErr) ) return 0;
-  if( trSourceRead(s, 0, trSourceCount(s), 1, 1, &shp)==0 ){
+  if( trSourceRead(s, 0, trSourceCount(s), 1, &shp)==0 ){
     for(i=0; i<shp.nRec; i++){
       TrGeom g;
       if( trGeomFromBlob(&g, shp.aRec[i].pBlob, shp.aRec[i].nBlob)==0 ){
