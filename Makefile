@@ -126,5 +126,6 @@ fuzz: deps-test
 	@$(MAKE) --no-print-directory $(BUILD)/fuzz_zip
 	@mkdir -p $(BUILD)/fuzz-corpus
 	cd $(BUILD) && LSAN_OPTIONS=suppressions=../tests/lsan.supp \
+	  ASAN_OPTIONS=fast_unwind_on_malloc=0 \
 	  ./fuzz_zip -max_total_time=$${FUZZ_SECONDS:-60} -max_len=65536 \
 	  fuzz-corpus ../tests/fuzz-seeds
