@@ -23,13 +23,11 @@ import struct
 import subprocess
 import sys
 import time
-import traceback
 import xml.etree.ElementTree as ET
 
-EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/tracts.so")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import EXT, ROOT, ASAN, Skip, connect, expect_error, eq, run
+
 OUT = os.path.join(ROOT, "build", "monitor")
-ASAN = os.environ.get("TRACTS_ASAN") == "1"
 MiB = 1024 * 1024
 
 # Busy SQL: about 0.3 s per million rows on a current core.
@@ -37,32 +35,8 @@ BUSY = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
         "WHERE x<%d) SELECT count(*) FROM c")
 
 
-class Skip(Exception):
-    pass
-
-
-def connect(path=":memory:"):
-    c = sqlite3.connect(path, isolation_level=None)
-    c.enable_load_extension(True)
-    c.load_extension(EXT)
-    return c
-
-
 def one(c, sql, params=()):
     return c.execute(sql, params).fetchone()[0]
-
-
-def expect_error(c, sql, params, text):
-    try:
-        c.execute(sql, params).fetchall()
-    except sqlite3.Error as e:
-        assert str(e) == text, "error was %r, expected %r" % (str(e), text)
-        return
-    raise AssertionError("no error from %s, expected %r" % (sql, text))
-
-
-def eq(a, b, what=""):
-    assert a == b, "%s: %r != %r" % (what, a, b)
 
 
 def threads():
@@ -546,27 +520,7 @@ select monitor_start(0.01);
 # ----------------------------------------------------------------- main
 
 def main():
-    tests = [(n, f) for n, f in globals().items()
-             if n.startswith("test_") and callable(f)]
-    only = os.environ.get("TRACTS_TEST")
-    npass = nfail = nskip = 0
-    for name, f in tests:
-        if only and only not in name:
-            continue
-        try:
-            f()
-            npass += 1
-            print("ok   %s" % name)
-        except Skip as e:
-            nskip += 1
-            print("skip %s: %s" % (name, e))
-        except Exception:
-            nfail += 1
-            print("FAIL %s" % name)
-            traceback.print_exc(file=sys.stdout)
-        sys.stdout.flush()
-    print("monitor: %d passed, %d failed, %d skipped" % (npass, nfail, nskip))
-    return 1 if nfail else 0
+    return run("monitor", globals())
 
 
 if __name__ == "__main__":

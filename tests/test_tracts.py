@@ -27,42 +27,13 @@ import struct
 import subprocess
 import sys
 import threading
-import traceback
 import zipfile
 
-EXT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build/tracts.so")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from harness import EXT, ROOT, ASAN, Skip, connect, expect_error, eq, run
+
 BUILD = os.path.join(ROOT, "build")
 FX = os.path.join(BUILD, "fixtures")
 GEN = os.path.join(BUILD, "gentracts")
-ASAN = os.environ.get("TRACTS_ASAN") == "1"
-
-skipped = []
-
-
-class Skip(Exception):
-    pass
-
-
-def connect(path=":memory:"):
-    c = sqlite3.connect(path, isolation_level=None)
-    c.enable_load_extension(True)
-    c.load_extension(EXT)
-    return c
-
-
-def expect_error(c, sql, params, text):
-    try:
-        c.execute(sql, params).fetchall()
-    except sqlite3.Error as e:
-        assert str(e) == text, "error was %r, expected %r" % (str(e), text)
-        return
-    raise AssertionError("no error from %s, expected %r" % (sql, text))
-
-
-def eq(a, b, what=""):
-    assert a == b, "%s: %r != %r" % (what, a, b)
-
 
 def snapshot(c):
     """Everything load_tracts may touch, to compare before and after."""
@@ -1129,26 +1100,7 @@ select tract_of(-71.45, 41.55), tract_of('-71.4', ' 41.6 '), tract_of(0, 0) is n
 
 def main():
     setup_fixtures()
-    tests = [(n, f) for n, f in globals().items()
-             if n.startswith("test_") and callable(f)]
-    only = os.environ.get("TRACTS_TEST")
-    npass = nfail = nskip = 0
-    for name, f in tests:
-        if only and only not in name:
-            continue
-        try:
-            f()
-            npass += 1
-            print("ok   %s" % name)
-        except Skip as e:
-            nskip += 1
-            print("skip %s: %s" % (name, e))
-        except Exception:
-            nfail += 1
-            print("FAIL %s" % name)
-            traceback.print_exc(file=sys.stdout)
-    print("python: %d passed, %d failed, %d skipped" % (npass, nfail, nskip))
-    return 1 if nfail else 0
+    return run("python", globals())
 
 
 if __name__ == "__main__":
