@@ -29,28 +29,12 @@ import time
 T0 = time.monotonic()
 
 import argparse
-import hashlib
 import json
 import os
 import resource
 import sqlite3
 
-
-def fresh(path):
-    for p in (path, path + "-journal", path + "-wal", path + "-shm"):
-        if os.path.exists(p):
-            os.remove(p)
-
-
-def answers(out_db):
-    con = sqlite3.connect(out_db)
-    h = hashlib.sha256()
-    n = 0
-    for i, g in con.execute("SELECT id, geoid FROM res WHERE geoid IS NOT NULL ORDER BY id"):
-        h.update(b"%d,%s\n" % (i, g.encode()))
-        n += 1
-    con.close()
-    return h.hexdigest(), n
+from common import answers, fresh
 
 
 def main():

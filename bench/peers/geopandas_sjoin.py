@@ -38,35 +38,18 @@ T0 = time.monotonic()
 
 import argparse
 import glob
-import hashlib
 import json
 import os
 import resource
 import sqlite3
 import warnings
 
+from common import ROOT, answers, fresh
+
 import geopandas as gpd
 import pandas as pd
 
 warnings.filterwarnings("ignore")  # geopandas 0.12's shapely/pygeos notices
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def fresh(path):
-    for p in (path, path + "-journal", path + "-wal", path + "-shm"):
-        if os.path.exists(p):
-            os.remove(p)
-
-
-def answers(out_db):
-    con = sqlite3.connect(out_db)
-    h = hashlib.sha256()
-    n = 0
-    for i, g in con.execute("SELECT id, geoid FROM res WHERE geoid IS NOT NULL ORDER BY id"):
-        h.update(b"%d,%s\n" % (i, g.encode()))
-        n += 1
-    con.close()
-    return h.hexdigest(), n
 
 
 def peak_mb(who):

@@ -46,7 +46,6 @@ T0 = time.monotonic()
 import argparse
 import concurrent.futures
 import glob
-import hashlib
 import json
 import os
 import resource
@@ -54,28 +53,12 @@ import sqlite3
 import threading
 import warnings
 
+from common import ROOT, answers, fresh
+
 import geopandas as gpd
 import pandas as pd
 
 warnings.filterwarnings("ignore")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def fresh(path):
-    for p in (path, path + "-journal", path + "-wal", path + "-shm"):
-        if os.path.exists(p):
-            os.remove(p)
-
-
-def answers(out_db):
-    con = sqlite3.connect(out_db)
-    h = hashlib.sha256()
-    n = 0
-    for i, g in con.execute("SELECT id, geoid FROM res WHERE geoid IS NOT NULL ORDER BY id"):
-        h.update(b"%d,%s\n" % (i, g.encode()))
-        n += 1
-    con.close()
-    return h.hexdigest(), n
 
 
 def tracts_from_coords(zip_path, points_db, max_id, notebook_crs):

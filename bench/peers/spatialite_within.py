@@ -43,13 +43,13 @@ import time
 T0 = time.monotonic()
 
 import argparse
-import hashlib
 import json
 import os
 import resource
 import sqlite3
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import ROOT, answers, fresh
+
 
 QUERY = """CREATE TABLE out.res AS
 SELECT p.id,
@@ -59,23 +59,6 @@ SELECT p.id,
            AND ST_Within(MakePoint(p.lon, p.lat, 4269), t.geometry)
          ORDER BY t.GEOID LIMIT 1) AS geoid
   FROM pts.points p WHERE p.id <= ?"""
-
-
-def fresh(path):
-    for p in (path, path + "-journal", path + "-wal", path + "-shm"):
-        if os.path.exists(p):
-            os.remove(p)
-
-
-def answers(out_db):
-    con = sqlite3.connect(out_db)
-    h = hashlib.sha256()
-    n = 0
-    for i, g in con.execute("SELECT id, geoid FROM res WHERE geoid IS NOT NULL ORDER BY id"):
-        h.update(b"%d,%s\n" % (i, g.encode()))
-        n += 1
-    con.close()
-    return h.hexdigest(), n
 
 
 def main():
