@@ -51,11 +51,11 @@ $(BUILD)/asan/tracts.so: $(SRC) $(HDR) Makefile
 
 tools: $(BUILD)/gentracts $(BUILD)/genpoints
 
-$(BUILD)/gentracts: tools/gentracts.c tools/states.h
+$(BUILD)/gentracts: tools/gentracts.c tools/states.h tools/common.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs shapelib libzip) -lm
 
-$(BUILD)/genpoints: tools/genpoints.c tools/states.h
+$(BUILD)/genpoints: tools/genpoints.c tools/states.h tools/common.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs sqlite3) -lm
 

@@ -90,48 +90,7 @@
 
 static const char *zArgv0 = "genpoints";
 
-static void fatal(const char *zFmt, ...){
-  va_list ap;
-  fprintf(stderr, "%s: ", zArgv0);
-  va_start(ap, zFmt);
-  vfprintf(stderr, zFmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  exit(1);
-}
-
-static void *xmalloc(size_t n){
-  void *p = malloc(n ? n : 1);
-  if( p==0 ) fatal("out of memory");
-  return p;
-}
-
-static double round6(double x){
-  return (double)llround(x*1e6)/1e6;
-}
-
-/****************************************************************************
-** PRNG (splitmix64)
-*/
-typedef struct Rng Rng;
-struct Rng { uint64_t s; };
-
-static uint64_t splitmix64(uint64_t *pState){
-  uint64_t z = (*pState += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z>>30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z>>27)) * 0x94d049bb133111ebULL;
-  return z ^ (z>>31);
-}
-
-static double rngUnit(Rng *p){
-  return (double)(splitmix64(&p->s)>>11) * (1.0/9007199254740992.0);
-}
-
-static double rngNormal(Rng *p){
-  double u1 = 1.0 - rngUnit(p);
-  double u2 = rngUnit(p);
-  return sqrt(-2.0*log(u1))*cos(2.0*M_PI*u2);
-}
+#include "common.h"
 
 /****************************************************************************
 ** State table and placement: tools/states.h, shared with gentracts.
