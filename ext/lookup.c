@@ -85,11 +85,12 @@ void trLookupFree(TrLookup *p){
 }
 
 int trInterrupted(sqlite3 *db){
-  /* A statement started while the connection is interrupted fails with
-  ** SQLITE_INTERRUPT; this works on every SQLite since 3.7. */
+  /* A statement prepared or started while the connection is interrupted
+  ** fails with SQLITE_INTERRUPT; this works on every SQLite since 3.7.
+  ** (The parser checks too, so prepare itself may fail.) */
   sqlite3_stmt *pStmt = 0;
-  int rc;
-  if( sqlite3_prepare_v2(db, "SELECT 1", -1, &pStmt, 0) ) return 0;
+  int rc = sqlite3_prepare_v2(db, "SELECT 1", -1, &pStmt, 0);
+  if( rc ) return rc==SQLITE_INTERRUPT;
   rc = sqlite3_step(pStmt);
   sqlite3_finalize(pStmt);
   return rc==SQLITE_INTERRUPT;
