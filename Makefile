@@ -14,21 +14,22 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 BUILD   ?= build
-PKGS    := libzip geos shapelib libcrypto cairo sqlite3
+PKGS    := libzip geos shapelib libcrypto cairo libcurl sqlite3
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra $(if $(CI),-Werror,)
 XCFLAGS := -fPIC -fvisibility=hidden -std=gnu11 -D_GNU_SOURCE $(WARN) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # The extension links its libraries but never libsqlite3.
-XLIBS   := $(shell pkg-config --libs libzip geos shapelib libcrypto cairo 2>/dev/null) \
+XLIBS   := $(shell pkg-config --libs libzip geos shapelib libcrypto cairo libcurl 2>/dev/null) \
            -lgeos_c -lpthread -lm
 
 SRC     := ext/main.c ext/config.c ext/geom.c ext/shpzip.c ext/layer.c \
-           ext/pip.c ext/lookup.c ext/assign.c ext/monitor.c
+           ext/pip.c ext/lookup.c ext/assign.c ext/monitor.c ext/fetch.c
 HDR     := ext/tracts_int.h ext/tracts_sql.h include/tracts.h
 
 DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \
-             libshp-dev libgeos-dev libssl-dev libcairo2-dev
+             libshp-dev libgeos-dev libssl-dev libcairo2-dev \
+             libcurl4-openssl-dev
 DEB_TEST  := python3 python3-shapely python3-gdal libsqlite3-mod-spatialite \
              gdal-bin clang valgrind
 DEB_BENCH := python3-geopandas

@@ -2,8 +2,9 @@
 --
 --   sqlite3 build/demo/demo.db < examples/demo.sql
 --
--- The database already holds a table points(id, lon, lat); the census
--- tract zips are in build/demo/tracts/ (examples/demo.sh makes both).
+-- The database already holds a table points(id, lon, lat) (examples/demo.sh
+-- makes it, and serves the census tract zips from a local mirror named by
+-- TRACTS_BASE_URL; without that setting they come from www2.census.gov).
 .bail on
 .load build/tracts
 .mode box
@@ -12,9 +13,15 @@
 -- 0. Watch CPU and memory of this process and its helpers while it works.
 SELECT monitor_start(0.05) AS monitor;
 
--- 1. Load every state's tract zip in the folder (one row per file).
-SELECT state, tracts, repaired, round(seconds, 2) AS seconds, error
-  FROM load_tracts('build/demo/tracts');
+-- 1. Download Rhode Island's and Massachusetts' tract zips in parallel,
+--    verify them, keep them in the cache and load them (one row per state).
+--    A second run revalidates the cache (HTTP 304) instead of downloading.
+SELECT state, status, bytes, from_cache, tracts, round(seconds, 2) AS seconds,
+       error
+  FROM fetch_tracts('RI,MA');
+SELECT substr(url, instr(url, 'cb_')) AS cached_file, bytes,
+       substr(sha256, 1, 12) AS sha256
+  FROM tracts_cache ORDER BY 1;
 
 -- 2. Attach a tract to every point: the parallel join on forked helpers
 --    creates points_tract(id, geoid, how) in one transaction.
@@ -47,5 +54,6 @@ SELECT monitor_plot('build/demo/usage.png', 'tracts demo: load, index, join') AS
 
 -- 5. One point by hand, and the files behind the answers.
 SELECT id, lon, lat, tract_of(lon, lat) AS tract FROM points WHERE id = 1;
-SELECT state, file, year, tracts, substr(sha256, 1, 12) AS sha256
+SELECT state, substr(file, instr(file, 'cb_')) AS file, year, tracts,
+       substr(sha256, 1, 12) AS sha256
   FROM tracts_files ORDER BY state;

@@ -146,21 +146,10 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
 #define LOAD_SCHEMA "CREATE TABLE x(file TEXT, state TEXT, year INTEGER, " \
   "tracts INTEGER, repaired INTEGER, seconds REAL, error TEXT, path HIDDEN)"
 
-/* One result row. */
-typedef struct LoadRow LoadRow;
-struct LoadRow {
-  char *zFile;        /* path of the file (sqlite3_malloc) */
-  char *zState;       /* state code(s) */
-  int year;           /* from the file name, 0 if unknown */
-  int nTract;         /* rows written */
-  int nRepaired;      /* polygons repaired */
-  double rSeconds;    /* wall time for this file */
-  char *zError;       /* NULL, or why it failed */
-};
 
 typedef struct LoadVtab LoadVtab;
 struct LoadVtab {
-  sqlite3_vtab base;         /* base class, must be first */
+  sqlite3_vtab base;         /* base class, must be first (a TrVtab) */
   TractsConn *pConn;         /* connection state */
   const TrLayer *pLayer;     /* the layer this module loads */
 };
@@ -168,7 +157,7 @@ struct LoadVtab {
 typedef struct LoadCursor LoadCursor;
 struct LoadCursor {
   sqlite3_vtab_cursor base;  /* base class, must be first */
-  LoadRow *aRow;             /* results of the last xFilter */
+  TrLoadRow *aRow;             /* results of the last xFilter */
   int nRow;                  /* entries in aRow */
   int iRow;                  /* current row */
 };
@@ -182,33 +171,15 @@ static double nowSeconds(void){
 static int loadConnect(sqlite3 *db, void *pAux, int argc,
                        const char *const *argv, sqlite3_vtab **ppVtab,
                        char **pzErr){
-  LoadVtab *p;
-  int rc;
+  int rc = trVtabConnect(db, pAux, LOAD_SCHEMA, sizeof(LoadVtab), 1, ppVtab);
   (void)argc; (void)argv; (void)pzErr;
-  rc = sqlite3_declare_vtab(db, LOAD_SCHEMA);
-  if( rc ) return rc;
-  sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
-  p = sqlite3_malloc(sizeof(*p));
-  if( p==0 ) return SQLITE_NOMEM;
-  memset(p, 0, sizeof(*p));
-  p->pConn = (TractsConn*)pAux;
-  p->pLayer = trLayerFind("tracts");
-  *ppVtab = &p->base;
-  return SQLITE_OK;
-}
-
-static int loadDisconnect(sqlite3_vtab *pVtab){
-  sqlite3_free(pVtab);
-  return SQLITE_OK;
+  if( rc==SQLITE_OK ) ((LoadVtab*)*ppVtab)->pLayer = trLayerFind("tracts");
+  return rc;
 }
 
 static int loadOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
-  LoadCursor *c = sqlite3_malloc(sizeof(*c));
   (void)pVtab;
-  if( c==0 ) return SQLITE_NOMEM;
-  memset(c, 0, sizeof(*c));
-  *ppCur = &c->base;
-  return SQLITE_OK;
+  return trCursorNew(sizeof(LoadCursor), ppCur);
 }
 
 static void loadRowsFree(LoadCursor *c){
@@ -229,6 +200,59 @@ static int loadClose(sqlite3_vtab_cursor *cur){
   return SQLITE_OK;
 }
 
+/* ---- loads: files read on threads, written here ------------------------ */
+
+#define LOAD_CHUNK       2048  /* records a reader reads at a time */
+#define LOAD_AHEAD_CHUNK 12    /* chunks read ahead of the writer, per file */
+
+/* One range of records of a file, read by a reader thread. */
+typedef struct LoadChunk LoadChunk;
+struct LoadChunk {
+  TrShapes shp;        /* what was read */
+  int rc;              /* trSourceRead's result */
+  int bDone;           /* shp and rc are ready */
+};
+
+/* One file of a load. */
+typedef struct LoadFile LoadFile;
+struct LoadFile {
+  char *zFile;         /* path read */
+  char *zName;         /* name in rows and errors (the path, or a URL) */
+  void *pTag;          /* the caller's, returned by trLoadStep */
+  TrLoadOpened xOpened;/* told when the file is opened, or NULL */
+  TrSource *pSrc;      /* the opened file, once eState is OPEN */
+  int eState;          /* FILE_NEW, ... below */
+  char zErr[TR_ERR_SIZE];  /* why it failed to open */
+  int nChunk;          /* chunks, once open */
+  int iTake;           /* next chunk a reader takes */
+  int iWritten;        /* chunks the writer has finished with */
+  LoadChunk *aChunk;   /* nChunk entries */
+  double t0;           /* when opening started */
+};
+#define FILE_NEW       0
+#define FILE_OPENING   1
+#define FILE_OPEN      2
+#define FILE_FAILED    3
+#define FILE_WITHDRAWN 4   /* its xOpened took it back: no row */
+
+/* A load: reader threads and the writer share it, under mu. */
+struct TrLoad {
+  TractsConn *pConn;   /* the connection written */
+  const TrLayer *pLayer;
+  const char *zFunc;   /* SQL function named in errors */
+  int bRepair;         /* repair setting */
+  pthread_mutex_t mu;  /* guards every field below and those of the files */
+  pthread_cond_t cv;   /* signalled whenever any of them changes */
+  LoadFile **apFile;   /* the files, in load order */
+  int nFile, nAlloc;   /* entries in apFile, allocated */
+  int iWrite;          /* file the writer is on */
+  int nAhead;          /* files that may be opened ahead of the writer */
+  int bClosed;         /* no more files will be added */
+  int bStop;           /* readers stop taking work */
+  pthread_t aTid[64];  /* reader threads */
+  int nThread;         /* started */
+};
+
 /* Year and state from a Census name: cb_2019_44_tract_500k.zip gives
 ** 2019 and "44" (or "us"). Returns 0 if the name is not of that form. */
 static int parseCensusName(const char *zPath, const char *zTag, int *pYear,
@@ -246,10 +270,11 @@ static int parseCensusName(const char *zPath, const char *zTag, int *pYear,
   return 1;
 }
 
-/* Set *pzErr to "load_tracts: FILE: message". */
-static void loadErr(char **pzErr, const char *zFile, const char *zMsg){
+/* Set *pzErr to "load_tracts: FILE: message" (the caller's function). */
+static void loadErr(const TrLoad *p, char **pzErr, const char *zFile,
+                    const char *zMsg){
   sqlite3_free(*pzErr);
-  *pzErr = sqlite3_mprintf("load_tracts: %s: %s", zFile, zMsg);
+  *pzErr = sqlite3_mprintf("%s: %s: %s", p->zFunc, zFile, zMsg);
 }
 
 /* ---- writing one file -------------------------------------------------- */
@@ -259,7 +284,7 @@ static void loadErr(char **pzErr, const char *zFile, const char *zMsg){
 /* The writer's state while one file is written, in one savepoint. */
 typedef struct FileWriter FileWriter;
 struct FileWriter {
-  LoadVtab *pTab;            /* the module */
+  TrLoad *pLoad;             /* the load */
   const char *zFile;         /* the file's path */
   const char *zSha256;       /* its hash */
   sqlite3_stmt *pIns;        /* INSERT into the layer's table */
@@ -302,7 +327,7 @@ static void writerFinalize(FileWriter *w){
 static void writerAbort(FileWriter *w){
   writerFinalize(w);
   if( w->bOpen ){
-    sqlite3_exec(w->pTab->pConn->db,
+    sqlite3_exec(w->pLoad->pConn->db,
                  "ROLLBACK TO tracts_load; RELEASE tracts_load", 0, 0, 0);
     w->bOpen = 0;
   }
@@ -311,14 +336,14 @@ static void writerAbort(FileWriter *w){
 /* Open the savepoint, make the schema, drop the change triggers (a
 ** statement per row, a third of the write time; the generation is bumped
 ** once instead and the triggers made again at the end) and prepare. */
-static int writerBegin(FileWriter *w, LoadVtab *pTab, const char *zFile,
+static int writerBegin(FileWriter *w, TrLoad *pLoad, const char *zFile,
                        const char *zSha256, char **pzErr){
-  sqlite3 *db = pTab->pConn->db;
-  const TrLayer *L = pTab->pLayer;
+  sqlite3 *db = pLoad->pConn->db;
+  const TrLayer *L = pLoad->pLayer;
   char *zMsg = 0;
   int i, rc;
   memset(w, 0, sizeof(*w));
-  w->pTab = pTab;
+  w->pLoad = pLoad;
   w->zFile = zFile;
   w->zSha256 = zSha256;
   w->iGroup = fieldIndex(L, L->zGroup);
@@ -329,10 +354,12 @@ static int writerBegin(FileWriter *w, LoadVtab *pTab, const char *zFile,
   }
   rc = sqlite3_exec(db, "SAVEPOINT tracts_load", 0, 0, 0);
   if( rc ){
-    loadErr(pzErr, zFile, rc==SQLITE_BUSY
-            ? "cannot write inside a statement that writes; run "
-              "SELECT * FROM load_tracts(...) on its own"
-            : sqlite3_errmsg(db));
+    char *z = sqlite3_mprintf("cannot write inside a statement that "
+                              "writes; run SELECT * FROM %s(...) on its own",
+                              pLoad->zFunc);
+    loadErr(pLoad, pzErr, zFile, rc!=SQLITE_BUSY ? sqlite3_errmsg(db)
+            : z ? z : "out of memory");
+    sqlite3_free(z);
     return rc;
   }
   w->bOpen = 1;
@@ -371,7 +398,7 @@ static int writerBegin(FileWriter *w, LoadVtab *pTab, const char *zFile,
                     L->zTable, L->zGroup);
   }
   if( rc ){
-    loadErr(pzErr, zFile, zMsg ? zMsg : sqlite3_errmsg(db));
+    loadErr(pLoad, pzErr, zFile, zMsg ? zMsg : sqlite3_errmsg(db));
     sqlite3_free(zMsg);
     writerAbort(w);
     return rc;
@@ -381,8 +408,8 @@ static int writerBegin(FileWriter *w, LoadVtab *pTab, const char *zFile,
 
 /* Write records shp->aRec (numbered from iFirst+1 in the file). */
 static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
-  sqlite3 *db = w->pTab->pConn->db;
-  const TrLayer *L = w->pTab->pLayer;
+  sqlite3 *db = w->pLoad->pConn->db;
+  const TrLayer *L = w->pLoad->pLayer;
   char *zMsg = 0;
   int i, rc = SQLITE_OK;
   for(i=0; i<shp->nRec; i++){
@@ -460,7 +487,7 @@ static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
   }
   if( rc ){
     if( zMsg==0 ) zMsg = sqlite3_mprintf("%s", sqlite3_errmsg(db));
-    loadErr(pzErr, w->zFile, zMsg ? zMsg : "out of memory");
+    loadErr(w->pLoad, pzErr, w->zFile, zMsg ? zMsg : "out of memory");
     sqlite3_free(zMsg);
     writerAbort(w);
   }
@@ -468,9 +495,9 @@ static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
 }
 
 /* Provenance, the triggers again, release. Fills pRow. */
-static int writerEnd(FileWriter *w, LoadRow *pRow, char **pzErr){
-  sqlite3 *db = w->pTab->pConn->db;
-  const TrLayer *L = w->pTab->pLayer;
+static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
+  sqlite3 *db = w->pLoad->pConn->db;
+  const TrLayer *L = w->pLoad->pLayer;
   sqlite3_stmt *pFile = 0;
   sqlite3_str *pStates;
   char *zMsg = 0;
@@ -495,7 +522,7 @@ static int writerEnd(FileWriter *w, LoadRow *pRow, char **pzErr){
   if( rc==SQLITE_OK ) rc = trLayerEnsureSchema(db, L, &zMsg);  /* triggers */
   if( rc==SQLITE_OK ) rc = sqlite3_exec(db, "RELEASE tracts_load", 0, 0, 0);
   if( rc ){
-    loadErr(pzErr, w->zFile, zMsg ? zMsg : sqlite3_errmsg(db));
+    loadErr(w->pLoad, pzErr, w->zFile, zMsg ? zMsg : sqlite3_errmsg(db));
     sqlite3_free(zMsg);
     writerAbort(w);
     return rc;
@@ -514,93 +541,62 @@ static int writerEnd(FileWriter *w, LoadRow *pRow, char **pzErr){
 
 /* ---- reading ahead on threads --------------------------------------- */
 
-#define LOAD_CHUNK       2048  /* records a reader reads at a time */
-#define LOAD_AHEAD_CHUNK 12    /* chunks read ahead of the writer, per file */
-
-/* One range of records of a file, read by a reader thread. */
-typedef struct LoadChunk LoadChunk;
-struct LoadChunk {
-  TrShapes shp;        /* what was read */
-  int rc;              /* trSourceRead's result */
-  int bDone;           /* shp and rc are ready */
-};
-
-/* One file of a load. */
-typedef struct LoadFile LoadFile;
-struct LoadFile {
-  const char *zFile;   /* path (owned by the caller) */
-  TrSource *pSrc;      /* the opened file, once eState is OPEN */
-  int eState;          /* FILE_NEW, FILE_OPENING, FILE_OPEN, FILE_FAILED */
-  char zErr[TR_ERR_SIZE];  /* why it failed to open */
-  int nChunk;          /* chunks, once open */
-  int iTake;           /* next chunk a reader takes */
-  int iWritten;        /* chunks the writer has finished with */
-  LoadChunk *aChunk;   /* nChunk entries */
-  double t0;           /* when opening started */
-};
-#define FILE_NEW     0
-#define FILE_OPENING 1
-#define FILE_OPEN    2
-#define FILE_FAILED  3
-
-/* Reader threads and the writer share this, under mu. */
-typedef struct LoadPool LoadPool;
-struct LoadPool {
-  pthread_mutex_t mu;  /* guards every field below and those of the files */
-  pthread_cond_t cv;   /* signalled whenever any of them changes */
-  LoadFile *aFile;     /* the files, in load order */
-  int nFile;           /* entries in aFile */
-  int iWrite;          /* file the writer is on */
-  int nAhead;          /* files that may be opened ahead of the writer */
-  int bStop;           /* readers stop taking work */
-  const TrLayer *pLayer;
-  int bRepair;         /* repair setting */
-};
-
+/* Read file F (opening it first if needed) on a reader thread. */
 static void *loadReader(void *pArg){
-  LoadPool *p = (LoadPool*)pArg;
+  TrLoad *p = (TrLoad*)pArg;
   pthread_mutex_lock(&p->mu);
   for(;;){
-    int f, iPick = -1, kPick = -1, bLeft = 0;
-    LoadFile *F;
+    int f, kPick = -1, bLeft = 0;
+    LoadFile *F = 0;
     if( p->bStop ) break;
     for(f=p->iWrite; f<p->nFile && f<p->iWrite+p->nAhead; f++){
-      F = &p->aFile[f];
-      if( F->eState==FILE_OPEN && F->iTake<F->nChunk ){
+      LoadFile *G = p->apFile[f];
+      if( G->eState==FILE_OPEN && G->iTake<G->nChunk ){
         bLeft = 1;
-        if( F->iTake - F->iWritten < LOAD_AHEAD_CHUNK ){
-          iPick = f; kPick = F->iTake++;
+        if( G->iTake - G->iWritten < LOAD_AHEAD_CHUNK ){
+          F = G; kPick = G->iTake++;
           break;
         }
-      }else if( F->eState==FILE_NEW ){
-        iPick = f;
-        F->eState = FILE_OPENING;
+      }else if( G->eState==FILE_NEW ){
+        F = G;
+        G->eState = FILE_OPENING;
         break;
-      }else if( F->eState==FILE_OPENING ){
+      }else if( G->eState==FILE_OPENING ){
         bLeft = 1;
       }
     }
-    if( iPick<0 ){
-      if( !bLeft && p->iWrite+p->nAhead>=p->nFile ) break;   /* all taken */
+    if( F==0 ){
+      if( !bLeft && p->bClosed && p->iWrite+p->nAhead>=p->nFile ) break;
       pthread_cond_wait(&p->cv, &p->mu);
       continue;
     }
-    F = &p->aFile[iPick];
     pthread_mutex_unlock(&p->mu);
     if( kPick<0 ){
       /* open the file and cut it into chunks */
       TrSource *pSrc = 0;
       char zErr[TR_ERR_SIZE];
-      int nChunk = 0;
+      int nChunk = 0, rc, bWithdraw = 0;
       LoadChunk *aChunk = 0;
       F->t0 = nowSeconds();
-      if( trSourceOpen(&pSrc, p->pLayer, F->zFile, zErr)==0 ){
+      rc = trSourceOpen(&pSrc, p->pLayer, F->zFile, zErr);
+      if( rc==0 ){
         nChunk = (trSourceCount(pSrc) + LOAD_CHUNK - 1)/LOAD_CHUNK;
         aChunk = calloc((size_t)(nChunk ? nChunk : 1), sizeof(LoadChunk));
         if( aChunk==0 ){
           trSourceClose(pSrc);
           pSrc = 0;
+          rc = 1;
           snprintf(zErr, sizeof(zErr), "out of memory");
+        }
+      }
+      if( F->xOpened ){
+        bWithdraw = F->xOpened(F->pTag, rc, rc ? zErr : 0,
+                               pSrc ? trSourceSha256(pSrc) : 0);
+        if( bWithdraw ){
+          trSourceClose(pSrc);
+          pSrc = 0;
+          free(aChunk);
+          aChunk = 0;
         }
       }
       pthread_mutex_lock(&p->mu);
@@ -611,7 +607,7 @@ static void *loadReader(void *pArg){
         F->eState = FILE_OPEN;
       }else{
         memcpy(F->zErr, zErr, sizeof(zErr));
-        F->eState = FILE_FAILED;
+        F->eState = bWithdraw ? FILE_WITHDRAWN : FILE_FAILED;
       }
     }else{
       LoadChunk *c = &F->aChunk[kPick];
@@ -627,30 +623,24 @@ static void *loadReader(void *pArg){
   return 0;
 }
 
-/* Write file f, chunk by chunk as the readers finish them, in one
+/* Write file F, chunk by chunk as the readers finish them, in one
 ** savepoint. Returns an SQLite code; the file's error is in pRow. */
-static int loadWriteFile(LoadVtab *pTab, LoadPool *pool, int f, LoadRow *pRow){
-  LoadFile *F = &pool->aFile[f];
+static int loadWriteFile(TrLoad *p, LoadFile *F, TrLoadRow *pRow){
   FileWriter w;
   int k, rc = SQLITE_OK;
-  pthread_mutex_lock(&pool->mu);
-  while( F->eState!=FILE_OPEN && F->eState!=FILE_FAILED ){
-    pthread_cond_wait(&pool->cv, &pool->mu);
-  }
-  pthread_mutex_unlock(&pool->mu);
-  if( trInterrupted(pTab->pConn->db) ) return SQLITE_INTERRUPT;
+  if( trInterrupted(p->pConn->db) ) return SQLITE_INTERRUPT;
   if( F->eState==FILE_FAILED ){
-    pRow->zError = sqlite3_mprintf("load_tracts: %s: %s", F->zFile, F->zErr);
+    pRow->zError = sqlite3_mprintf("%s: %s: %s", p->zFunc, F->zName, F->zErr);
     return pRow->zError ? SQLITE_ERROR : SQLITE_NOMEM;
   }
-  rc = writerBegin(&w, pTab, F->zFile, trSourceSha256(F->pSrc), &pRow->zError);
+  rc = writerBegin(&w, p, F->zName, trSourceSha256(F->pSrc), &pRow->zError);
   for(k=0; rc==SQLITE_OK && k<F->nChunk; k++){
     LoadChunk *c = &F->aChunk[k];
-    pthread_mutex_lock(&pool->mu);
-    while( !c->bDone ) pthread_cond_wait(&pool->cv, &pool->mu);
-    pthread_mutex_unlock(&pool->mu);
+    pthread_mutex_lock(&p->mu);
+    while( !c->bDone ) pthread_cond_wait(&p->cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     if( c->rc ){
-      pRow->zError = sqlite3_mprintf("load_tracts: %s: %s", F->zFile,
+      pRow->zError = sqlite3_mprintf("%s: %s: %s", p->zFunc, F->zName,
                                      c->shp.zErr);
       writerAbort(&w);
       rc = SQLITE_ERROR;
@@ -658,10 +648,10 @@ static int loadWriteFile(LoadVtab *pTab, LoadPool *pool, int f, LoadRow *pRow){
       rc = writerChunk(&w, &c->shp, k*LOAD_CHUNK, &pRow->zError);
     }
     trShapesFree(&c->shp);
-    pthread_mutex_lock(&pool->mu);
+    pthread_mutex_lock(&p->mu);
     F->iWritten = k+1;
-    pthread_cond_broadcast(&pool->cv);
-    pthread_mutex_unlock(&pool->mu);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
   }
   if( rc==SQLITE_OK ) rc = writerEnd(&w, pRow, &pRow->zError);
   if( rc && pRow->zError==0 ) rc = SQLITE_NOMEM;
@@ -672,79 +662,191 @@ static int loadWriteFile(LoadVtab *pTab, LoadPool *pool, int f, LoadRow *pRow){
   return rc;
 }
 
-/* Load the files azFile[0..nFile-1] into aRow[]. Reader threads (the
-** threads setting) open the files ahead of the writer and read them in
-** chunks of LOAD_CHUNK records, several chunks of one file at once; this
-** thread writes each file in order, chunk by chunk, in one savepoint per
-** file. A file's failure is in its row; with bStopOnError the first
-** failure ends the load. Returns SQLITE_OK, SQLITE_NOMEM,
-** SQLITE_INTERRUPT, or the failing file's code when bStopOnError. */
-static int loadFiles(LoadVtab *pTab, char **azFile, int nFile, LoadRow *aRow,
-                     int bStopOnError){
-  TractsConn *pConn = pTab->pConn;
-  LoadPool pool;
-  pthread_t aTid[64];
-  int nThread = (int)trConfigInt(pConn, TR_SET_THREADS);
-  int nStarted = 0, i, k, rc = SQLITE_OK;
-  memset(&pool, 0, sizeof(pool));
-  pool.aFile = sqlite3_malloc64(sizeof(LoadFile)*(sqlite3_uint64)nFile);
-  if( pool.aFile==0 ) return SQLITE_NOMEM;
-  memset(pool.aFile, 0, sizeof(LoadFile)*(size_t)nFile);
-  trMonitorMark(pConn, "load_tracts");
-  for(i=0; i<nFile; i++) pool.aFile[i].zFile = azFile[i];
-  pool.nFile = nFile;
-  pool.pLayer = pTab->pLayer;
-  pool.bRepair = (int)trConfigInt(pConn, TR_SET_REPAIR);
-  pool.nAhead = nThread + 1;
+TrLoad *trLoadNew(TractsConn *pConn, const TrLayer *pLayer, const char *zFunc){
+  TrLoad *p = sqlite3_malloc(sizeof(TrLoad));
+  pthread_condattr_t ca;
+  int nThread = (int)trConfigInt(pConn, TR_SET_THREADS), i;
+  if( p==0 ) return 0;
+  memset(p, 0, sizeof(*p));
+  p->pConn = pConn;
+  p->pLayer = pLayer;
+  p->zFunc = zFunc;
+  p->bRepair = (int)trConfigInt(pConn, TR_SET_REPAIR);
   if( nThread>64 ) nThread = 64;
-  pthread_mutex_init(&pool.mu, 0);
-  pthread_cond_init(&pool.cv, 0);
+  p->nAhead = nThread + 1;
+  pthread_mutex_init(&p->mu, 0);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&p->cv, &ca);
+  pthread_condattr_destroy(&ca);
   for(i=0; i<nThread; i++){
-    if( pthread_create(&aTid[i], 0, loadReader, &pool) ) break;
-    nStarted++;
+    if( pthread_create(&p->aTid[i], 0, loadReader, p) ) break;
+    p->nThread++;
   }
-  if( nStarted==0 ){
-    rc = SQLITE_ERROR;
-    for(i=0; i<nFile; i++){
-      aRow[i].zError = sqlite3_mprintf("load_tracts: cannot start a thread");
+  if( p->nThread==0 ){
+    trLoadFree(p);
+    return 0;
+  }
+  trMonitorMark(pConn, zFunc);
+  return p;
+}
+
+int trLoadAdd(TrLoad *p, const char *zFile, const char *zName, void *pTag,
+              TrLoadOpened xOpened){
+  LoadFile *F = calloc(1, sizeof(LoadFile));
+  int rc = SQLITE_OK;
+  if( F==0 ) return SQLITE_NOMEM;
+  F->zFile = strdup(zFile);
+  F->zName = strdup(zName ? zName : zFile);
+  F->pTag = pTag;
+  F->xOpened = xOpened;
+  pthread_mutex_lock(&p->mu);
+  if( F->zFile==0 || F->zName==0 ){
+    rc = SQLITE_NOMEM;
+  }else if( p->nFile>=p->nAlloc ){
+    int nNew = p->nAlloc*2 + 16;
+    LoadFile **ap = realloc(p->apFile, sizeof(LoadFile*)*(size_t)nNew);
+    if( ap==0 ) rc = SQLITE_NOMEM;
+    else{ p->apFile = ap; p->nAlloc = nNew; }
+  }
+  if( rc==SQLITE_OK ){
+    p->apFile[p->nFile++] = F;
+    pthread_cond_broadcast(&p->cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  if( rc ){
+    free(F->zFile);
+    free(F->zName);
+    free(F);
+  }
+  return rc;
+}
+
+void trLoadClose(TrLoad *p){
+  pthread_mutex_lock(&p->mu);
+  p->bClosed = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait on p->cv (held) for at most msWait ms (forever if negative).
+** Returns non-zero on timeout. */
+static int loadWait(TrLoad *p, const struct timespec *pDeadline){
+  if( pDeadline==0 ){
+    pthread_cond_wait(&p->cv, &p->mu);
+    return 0;
+  }
+  return pthread_cond_timedwait(&p->cv, &p->mu, pDeadline)!=0;
+}
+
+int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
+  struct timespec deadline, *pDeadline = 0;
+  LoadFile *F = 0;
+  int rc;
+  memset(pRow, 0, sizeof(*pRow));
+  if( msWait>=0 ){
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += msWait/1000;
+    deadline.tv_nsec += (long)(msWait%1000)*1000000L;
+    if( deadline.tv_nsec>=1000000000L ){
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+    pDeadline = &deadline;
+  }
+  pthread_mutex_lock(&p->mu);
+  for(;;){
+    if( p->iWrite>=p->nFile ){
+      if( p->bClosed ){ pthread_mutex_unlock(&p->mu); return SQLITE_DONE; }
+    }else{
+      F = p->apFile[p->iWrite];
+      if( F->eState==FILE_WITHDRAWN ){
+        p->iWrite++;
+        pthread_cond_broadcast(&p->cv);
+        continue;
+      }
+      if( F->eState==FILE_OPEN || F->eState==FILE_FAILED ) break;
+    }
+    if( loadWait(p, pDeadline) ){
+      pthread_mutex_unlock(&p->mu);
+      return SQLITE_BUSY;
     }
   }
-  for(i=0; i<nFile && nStarted>0; i++){
-    LoadRow *pRow = &aRow[i];
-    pRow->zFile = sqlite3_mprintf("%s", azFile[i]);
-    if( pRow->zFile==0 ){ rc = SQLITE_NOMEM; break; }
-    rc = loadWriteFile(pTab, &pool, i, pRow);
-    pRow->rSeconds = nowSeconds() - (pool.aFile[i].t0>0 ? pool.aFile[i].t0 : nowSeconds());
-    /* this file is done: free what is left of it, move on */
-    pthread_mutex_lock(&pool.mu);
-    pool.iWrite = i+1;
-    pool.aFile[i].iWritten = pool.aFile[i].nChunk;
-    pthread_cond_broadcast(&pool.cv);
-    while( pool.aFile[i].iTake<pool.aFile[i].nChunk ){
-      pool.aFile[i].iTake = pool.aFile[i].nChunk;   /* nobody takes more */
-    }
-    pthread_mutex_unlock(&pool.mu);
-    if( rc==SQLITE_NOMEM || rc==SQLITE_INTERRUPT ) break;
-    if( rc && bStopOnError ) break;
-    rc = SQLITE_OK;
+  pthread_mutex_unlock(&p->mu);
+  if( ppTag ) *ppTag = F->pTag;
+  pRow->zFile = sqlite3_mprintf("%s", F->zName);
+  if( pRow->zFile==0 ){
+    rc = SQLITE_NOMEM;
+  }else{
+    rc = loadWriteFile(p, F, pRow);
   }
+  pRow->rSeconds = nowSeconds() - (F->t0>0 ? F->t0 : nowSeconds());
+  /* this file is done: nobody reads more of it, move on */
+  pthread_mutex_lock(&p->mu);
+  p->iWrite++;
+  F->iWritten = F->nChunk;
+  F->iTake = F->nChunk;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  if( rc==SQLITE_NOMEM || rc==SQLITE_INTERRUPT ) return rc;
+  return SQLITE_ROW;
+}
+
+void trLoadFree(TrLoad *p){
+  int i, k;
+  if( p==0 ) return;
   /* stop the readers, wait for them, drop what they read ahead */
-  pthread_mutex_lock(&pool.mu);
-  pool.bStop = 1;
-  pthread_cond_broadcast(&pool.cv);
-  pthread_mutex_unlock(&pool.mu);
-  for(i=0; i<nStarted; i++) pthread_join(aTid[i], 0);
-  for(i=0; i<nFile; i++){
-    LoadFile *F = &pool.aFile[i];
+  pthread_mutex_lock(&p->mu);
+  p->bStop = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  for(i=0; i<p->nThread; i++) pthread_join(p->aTid[i], 0);
+  for(i=0; i<p->nFile; i++){
+    LoadFile *F = p->apFile[i];
     for(k=0; k<F->nChunk; k++){
       if( F->aChunk[k].bDone ) trShapesFree(&F->aChunk[k].shp);
     }
+    if( F->eState==FILE_NEW && F->xOpened ){
+      /* never opened: its owner still hears about it */
+      F->xOpened(F->pTag, -1, "not loaded", 0);
+    }
     free(F->aChunk);
     trSourceClose(F->pSrc);
+    free(F->zFile);
+    free(F->zName);
+    free(F);
   }
-  pthread_cond_destroy(&pool.cv);
-  pthread_mutex_destroy(&pool.mu);
-  sqlite3_free(pool.aFile);
+  free(p->apFile);
+  pthread_cond_destroy(&p->cv);
+  pthread_mutex_destroy(&p->mu);
+  sqlite3_free(p);
+}
+
+/* Load the files azFile[0..nFile-1] into aRow[]: one TrLoad, every file
+** added up front. A file's failure is in its row; with bStopOnError the
+** first failure ends the load. Returns SQLITE_OK, SQLITE_NOMEM,
+** SQLITE_INTERRUPT, or the failing file's code when bStopOnError. */
+static int loadFiles(LoadVtab *pTab, char **azFile, int nFile, TrLoadRow *aRow,
+                     int bStopOnError){
+  TrLoad *p = trLoadNew(pTab->pConn, pTab->pLayer, "load_tracts");
+  int i, rc = SQLITE_OK;
+  if( p==0 ){
+    for(i=0; i<nFile; i++){
+      aRow[i].zError = sqlite3_mprintf("load_tracts: cannot start a thread");
+    }
+    return SQLITE_ERROR;
+  }
+  for(i=0; i<nFile && rc==SQLITE_OK; i++){
+    rc = trLoadAdd(p, azFile[i], 0, 0, 0);
+  }
+  trLoadClose(p);
+  for(i=0; rc==SQLITE_OK && i<nFile; i++){
+    rc = trLoadStep(p, -1, &aRow[i], 0);
+    if( rc==SQLITE_ROW ){
+      rc = (aRow[i].zError && bStopOnError) ? SQLITE_ERROR : SQLITE_OK;
+    }
+  }
+  trLoadFree(p);
   return rc;
 }
 
@@ -834,11 +936,11 @@ static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
           pTab->pLayer->zFileTag, zPath);
       return SQLITE_ERROR;
     }
-    c->aRow = sqlite3_malloc64(sizeof(LoadRow)*(sqlite3_uint64)n);
+    c->aRow = sqlite3_malloc64(sizeof(TrLoadRow)*(sqlite3_uint64)n);
     if( c->aRow==0 ){
       rc = SQLITE_NOMEM;
     }else{
-      memset(c->aRow, 0, sizeof(LoadRow)*(size_t)n);
+      memset(c->aRow, 0, sizeof(TrLoadRow)*(size_t)n);
       c->nRow = n;
       rc = loadFiles(pTab, az, n, c->aRow, 0);
       trLookupWatch(pTab->pConn);
@@ -850,9 +952,9 @@ static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
     sqlite3_free(az);
     return rc;
   }
-  c->aRow = sqlite3_malloc(sizeof(LoadRow));
+  c->aRow = sqlite3_malloc(sizeof(TrLoadRow));
   if( c->aRow==0 ) return SQLITE_NOMEM;
-  memset(c->aRow, 0, sizeof(LoadRow));
+  memset(c->aRow, 0, sizeof(TrLoadRow));
   c->nRow = 1;
   {
     char *azOne[1];
@@ -881,7 +983,7 @@ static int loadEof(sqlite3_vtab_cursor *cur){
 
 static int loadColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
   LoadCursor *c = (LoadCursor*)cur;
-  const LoadRow *r = &c->aRow[c->iRow];
+  const TrLoadRow *r = &c->aRow[c->iRow];
   switch( i ){
     case LOAD_FILE:   sqlite3_result_text(ctx, r->zFile, -1, SQLITE_TRANSIENT); break;
     case LOAD_STATE:
@@ -905,23 +1007,8 @@ static int loadRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 
 /* The path argument must be given as an equality constraint. */
 static int loadBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p){
-  int i, bUnusable = 0;
   (void)pVtab;
-  for(i=0; i<p->nConstraint; i++){
-    const struct sqlite3_index_constraint *c = &p->aConstraint[i];
-    if( c->iColumn!=LOAD_PATH || c->op!=SQLITE_INDEX_CONSTRAINT_EQ ) continue;
-    if( !c->usable ){ bUnusable = 1; continue; }
-    p->aConstraintUsage[i].argvIndex = 1;
-    p->aConstraintUsage[i].omit = 1;
-    p->idxNum = 1;
-    p->estimatedCost = 10.0;
-    p->estimatedRows = 10;
-    return SQLITE_OK;
-  }
-  if( bUnusable ) return SQLITE_CONSTRAINT;
-  p->idxNum = 0;
-  p->estimatedCost = 1e99;
-  return SQLITE_OK;
+  return trArgsBestIndex(p, LOAD_PATH, 1);
 }
 
 /* load_tracts: an eponymous-only table-valued function. */
@@ -930,7 +1017,7 @@ static sqlite3_module loadModule = {
   0,                 /* xCreate: eponymous only */
   loadConnect,       /* xConnect */
   loadBestIndex,     /* xBestIndex */
-  loadDisconnect,    /* xDisconnect */
+  trVtabFree,        /* xDisconnect */
   0,                 /* xDestroy */
   loadOpen,          /* xOpen */
   loadClose,         /* xClose */

@@ -41,6 +41,60 @@ void trConnUnref(void *p){
   sqlite3_free(pConn);
 }
 
+int trVtabConnect(sqlite3 *db, void *pAux, const char *zSchema, size_t nByte,
+                  int bDirectOnly, sqlite3_vtab **ppVtab){
+  TrVtab *p;
+  int rc = sqlite3_declare_vtab(db, zSchema);
+  if( rc ) return rc;
+  if( bDirectOnly ) sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
+  p = sqlite3_malloc64(nByte);
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, nByte);
+  p->pConn = (TractsConn*)pAux;
+  *ppVtab = &p->base;
+  return SQLITE_OK;
+}
+
+int trVtabFree(sqlite3_vtab *pVtab){
+  sqlite3_free(pVtab);
+  return SQLITE_OK;
+}
+
+int trCursorNew(size_t nByte, sqlite3_vtab_cursor **ppCur){
+  sqlite3_vtab_cursor *c = sqlite3_malloc64(nByte);
+  if( c==0 ) return SQLITE_NOMEM;
+  memset(c, 0, nByte);
+  *ppCur = c;
+  return SQLITE_OK;
+}
+
+int trArgsBestIndex(sqlite3_index_info *p, int iFirst, int nArg){
+  int i, k, iArg = 1, aCons[8], bUnusable = 0;
+  for(k=0; k<8; k++) aCons[k] = -1;
+  for(i=0; i<p->nConstraint; i++){
+    const struct sqlite3_index_constraint *c = &p->aConstraint[i];
+    k = c->iColumn - iFirst;
+    if( k<0 || k>=nArg || k>=8 || c->op!=SQLITE_INDEX_CONSTRAINT_EQ ) continue;
+    if( !c->usable ){ bUnusable = 1; continue; }
+    aCons[k] = i;
+  }
+  p->idxNum = 0;
+  if( aCons[0]<0 ){
+    if( bUnusable ) return SQLITE_CONSTRAINT;
+    p->estimatedCost = 1e99;
+    return SQLITE_OK;
+  }
+  for(k=0; k<nArg && k<8; k++){
+    if( aCons[k]<0 ) continue;
+    p->aConstraintUsage[aCons[k]].argvIndex = iArg++;
+    p->aConstraintUsage[aCons[k]].omit = 1;
+    p->idxNum |= 1<<k;
+  }
+  p->estimatedCost = 10.0;
+  p->estimatedRows = 50;
+  return SQLITE_OK;
+}
+
 /* tracts_version(): the extension's version string. */
 static void versionFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   (void)argc; (void)argv;
@@ -99,6 +153,7 @@ TRACTS_API int sqlite3_tracts_init(sqlite3 *db, char **pzErrMsg,
   if( rc==SQLITE_OK ) rc = trLookupRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trAssignRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trMonitorRegister(db, pConn);
+  if( rc==SQLITE_OK ) rc = trFetchRegister(db, pConn);
   if( rc==SQLITE_OK ) trLookupWatch(pConn);
   if( rc!=SQLITE_OK ){
     *pzErrMsg = sqlite3_mprintf("tracts: cannot register functions: %s",

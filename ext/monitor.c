@@ -1693,7 +1693,7 @@ plot_out:
 /* A monitor table; the same struct serves both. */
 typedef struct MonVtab MonVtab;
 struct MonVtab {
-  sqlite3_vtab base;        /* base class, must be first */
+  sqlite3_vtab base;        /* base class, must be first (a TrVtab) */
   TractsConn *pConn;        /* the connection's state */
   int bMarks;               /* monitor_marks (else monitor_samples) */
 };
@@ -1710,16 +1710,9 @@ struct MonCursor {
 
 static int monConnect(sqlite3 *db, void *pAux, const char *zSchema,
                       int bMarks, sqlite3_vtab **ppVtab){
-  MonVtab *p;
-  int rc = sqlite3_declare_vtab(db, zSchema);
-  if( rc ) return rc;
-  p = sqlite3_malloc(sizeof(*p));
-  if( p==0 ) return SQLITE_NOMEM;
-  memset(p, 0, sizeof(*p));
-  p->pConn = (TractsConn*)pAux;
-  p->bMarks = bMarks;
-  *ppVtab = &p->base;
-  return SQLITE_OK;
+  int rc = trVtabConnect(db, pAux, zSchema, sizeof(MonVtab), 0, ppVtab);
+  if( rc==SQLITE_OK ) ((MonVtab*)*ppVtab)->bMarks = bMarks;
+  return rc;
 }
 
 static int samplesConnect(sqlite3 *db, void *pAux, int argc,
@@ -1736,18 +1729,9 @@ static int marksConnect(sqlite3 *db, void *pAux, int argc,
   return monConnect(db, pAux, MARKS_SCHEMA, 1, ppVtab);
 }
 
-static int monDisconnect(sqlite3_vtab *pVtab){
-  sqlite3_free(pVtab);
-  return SQLITE_OK;
-}
-
 static int monOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
-  MonCursor *c = sqlite3_malloc(sizeof(*c));
   (void)pVtab;
-  if( c==0 ) return SQLITE_NOMEM;
-  memset(c, 0, sizeof(*c));
-  *ppCur = &c->base;
-  return SQLITE_OK;
+  return trCursorNew(sizeof(MonCursor), ppCur);
 }
 
 static void monCursorReset(MonCursor *c){
@@ -1843,7 +1827,7 @@ static sqlite3_module samplesModule = {
   0,                 /* xCreate: eponymous only */
   samplesConnect,    /* xConnect */
   monBestIndex,      /* xBestIndex */
-  monDisconnect,     /* xDisconnect */
+  trVtabFree,        /* xDisconnect */
   0,                 /* xDestroy */
   monOpen,           /* xOpen */
   monClose,          /* xClose */
@@ -1864,7 +1848,7 @@ static sqlite3_module marksModule = {
   0,                 /* xCreate: eponymous only */
   marksConnect,      /* xConnect */
   monBestIndex,      /* xBestIndex */
-  monDisconnect,     /* xDisconnect */
+  trVtabFree,        /* xDisconnect */
   0,                 /* xDestroy */
   monOpen,           /* xOpen */
   monClose,          /* xClose */

@@ -489,7 +489,9 @@ done:
 
 /* ---- zips ------------------------------------------------------------ */
 
-/* Inflate member iIdx of z into *pBuf after checking its declared size. */
+/* Inflate member iIdx of z into *pBuf after checking its declared size.
+** 0; 1 with p->zErr if too large; 2 (a damaged archive) if it cannot be
+** read back whole with its CRC. */
 static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
                      const char *zName, zip_uint64_t nSize, MemBuf *pBuf){
   zip_file_t *f;
@@ -503,8 +505,9 @@ static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
   if( pBuf->a==0 ) return setErr(p, "out of memory for member %s", zName);
   f = zip_fopen_index(z, iIdx, 0);
   if( f==0 ){
-    return setErr(p, "cannot open member %s: %s", zName,
-                  zip_error_strerror(zip_get_error(z)));
+    setErr(p, "cannot open member %s: %s", zName,
+           zip_error_strerror(zip_get_error(z)));
+    return 2;
   }
   while( nGot<nSize ){
     n = zip_fread(f, pBuf->a + nGot, nSize - nGot);
@@ -512,7 +515,7 @@ static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
       setErr(p, "member %s is corrupt: %s", zName,
              zip_error_strerror(zip_file_get_error(f)));
       zip_fclose(f);
-      return 1;
+      return 2;
     }
     if( n==0 ) break;
     nGot += (size_t)n;
@@ -521,19 +524,50 @@ static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
     /* a read at the end makes libzip check the CRC */
     char c;
     n = zip_fread(f, &c, 1);
-    if( n<0 ){
-      setErr(p, "member %s is corrupt: %s", zName,
-             zip_error_strerror(zip_file_get_error(f)));
+    if( n!=0 ){
+      /* a damaged deflate stream may inflate past the declared size */
+      setErr(p, "member %s is corrupt: %s", zName, n<0
+             ? zip_error_strerror(zip_file_get_error(f))
+             : "it inflates past its declared size");
       zip_fclose(f);
-      return 1;
+      return 2;
     }
   }
   zip_fclose(f);
   if( nGot!=nSize ){
-    return setErr(p, "member %s is truncated (%zu of %" PRIu64 " bytes)",
-                  zName, nGot, (uint64_t)nSize);
+    setErr(p, "member %s is truncated (%zu of %" PRIu64 " bytes)",
+           zName, nGot, (uint64_t)nSize);
+    return 2;
   }
   pBuf->n = nGot;
+  return 0;
+}
+
+/* Read member iIdx of z through to its end so that libzip checks its CRC.
+** 0, or 2 with p->zErr. */
+static int zipCheckMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
+                          const char *zName){
+  char aBuf[16384];
+  zip_int64_t n;
+  zip_uint64_t nGot = 0;
+  zip_stat_t st;
+  zip_file_t *f = zip_fopen_index(z, iIdx, 0);
+  if( f==0 ){
+    setErr(p, "cannot open member %s: %s", zName,
+           zip_error_strerror(zip_get_error(z)));
+    return 2;
+  }
+  while( (n = zip_fread(f, aBuf, sizeof(aBuf)))>0 ) nGot += (zip_uint64_t)n;
+  zip_stat_init(&st);
+  if( n<0 || zip_stat_index(z, iIdx, 0, &st) || !(st.valid & ZIP_STAT_SIZE)
+   || st.size!=nGot ){
+    setErr(p, "member %s is corrupt: %s", zName, n<0
+           ? zip_error_strerror(zip_file_get_error(f))
+           : "its size is not the declared size");
+    zip_fclose(f);
+    return 2;
+  }
+  zip_fclose(f);
   return 0;
 }
 
@@ -545,7 +579,10 @@ static int unsafeName(const char *z){
 }
 
 /* Inflate the shapefile parts of the zip pZip into *pSet (caller frees
-** with memSetFree). 0, or 1 with p->zErr. */
+** with memSetFree), and check the CRC of every other member. 0; 1 with
+** p->zErr if the archive is whole but not a usable shapefile; 2 if it is
+** damaged (not a zip, truncated, a CRC mismatch), which a download can
+** cure by fetching it again. */
 static int zipToSet(TrShapes *p, const void *pZip, size_t nZip, MemSet *pSet){
   zip_error_t err;
   zip_source_t *src;
@@ -565,8 +602,9 @@ static int zipToSet(TrShapes *p, const void *pZip, size_t nZip, MemSet *pSet){
       zStart[m++] = (a[k]>=32 && a[k]<127 && a[k]!='\'') ? (char)a[k] : '.';
     }
     zStart[m] = 0;
-    if( nZip==0 ) return setErr(p, "not a zip archive (empty file)");
-    return setErr(p, "not a zip archive (starts with '%s')", zStart);
+    if( nZip==0 ) setErr(p, "not a zip archive (empty file)");
+    else setErr(p, "not a zip archive (starts with '%s')", zStart);
+    return 2;
   }
   zip_error_init(&err);
   src = zip_source_buffer_create(pZip, nZip, 0, &err);
@@ -580,7 +618,7 @@ static int zipToSet(TrShapes *p, const void *pZip, size_t nZip, MemSet *pSet){
     setErr(p, "not a valid zip archive: %s", zip_error_strerror(&err));
     zip_source_free(src);
     zip_error_fini(&err);
-    return 1;
+    return 2;
   }
   zip_error_fini(&err);
   nEntry = zip_get_num_entries(z, 0);
@@ -632,9 +670,18 @@ static int zipToSet(TrShapes *p, const void *pZip, size_t nZip, MemSet *pSet){
         setErr(p, "cannot stat member %s", zip_get_name(z, (zip_uint64_t)aIdx[k], 0));
         goto done;
       }
-      if( zipMember(p, z, (zip_uint64_t)aIdx[k], st.name, st.size, aBuf[k]) ){
-        goto done;
+      rc = zipMember(p, z, (zip_uint64_t)aIdx[k], st.name, st.size, aBuf[k]);
+      if( rc ) goto done;
+      rc = 1;
+    }
+    for(i=0; i<nEntry; i++){
+      const char *zName = zip_get_name(z, (zip_uint64_t)i, 0);
+      if( zName==0 || i==iShp || i==iShx || i==iDbf || i==iCpg || i==iPrj ){
+        continue;
       }
+      rc = zipCheckMember(p, z, (zip_uint64_t)i, zName);
+      if( rc ) goto done;
+      rc = 1;
     }
   }
   zip_discard(z);
@@ -692,7 +739,7 @@ static int pathToSet(TrShapes *p, const char *zPath, MemSet *pSet){
   rc = readFile(zPath, &file, (int64_t)4 << 30);
   if( rc==EFBIG ) return setErr(p, "file is larger than 4 GiB");
   if( rc ) return setErr(p, "cannot read: %s", strerror(rc));
-  rc = zipToSet(p, file.a, file.n, pSet);
+  rc = zipToSet(p, file.a, file.n, pSet);   /* 0, 1 or 2 */
   free(file.a);
   return rc;
 }
@@ -730,11 +777,13 @@ int trSourceOpen(TrSource **pp, const TrLayer *pLayer, const char *zPath,
                  char *zErr){
   TrShapes tmp;
   MemSet set;
+  int rc;
   *pp = 0;
   memset(&tmp, 0, sizeof(tmp));
-  if( pathToSet(&tmp, zPath, &set) ){
+  rc = pathToSet(&tmp, zPath, &set);
+  if( rc ){
     snprintf(zErr, TR_ERR_SIZE, "%s", tmp.zErr);
-    return 1;
+    return rc;
   }
   return sourceFinish(pp, pLayer, &set, &tmp, zErr);
 }

@@ -153,8 +153,10 @@ struct TrShapes {
 
 /* A census zip (or a bare .shp with its .shx/.dbf siblings) opened for
 ** pLayer: read into memory (zip members inflated), the shapefile checked
-** (polygon type, record counts, the layer's DBF fields). Returns 0, or 1
-** with zErr[TR_ERR_SIZE] saying why. */
+** (polygon type, record counts, the layer's DBF fields), and the CRC of
+** every zip member checked. Returns 0; or 1 (bad content) or 2 (a damaged
+** archive: not a zip, truncated, corrupt) with zErr[TR_ERR_SIZE] saying
+** why. */
 typedef struct TrSource TrSource;
 int trSourceOpen(TrSource **pp, const TrLayer *pLayer, const char *zPath,
                  char *zErr);

@@ -17,6 +17,19 @@ enum {
   TR_SET_THREADS,        /* threads validating polygons on load */
   TR_SET_WORKERS,        /* helper processes of tracts_assign */
   TR_SET_NEAREST,        /* nearest-tract fallback distance, metres */
+  TR_SET_YEAR,           /* fetch_tracts: default vintage */
+  TR_SET_BASE_URL,       /* text: the Census boundary directory URL */
+  TR_SET_CACHE_DIR,      /* text: download cache directory */
+  TR_SET_USER_AGENT,     /* text: User-Agent header */
+  TR_SET_CONNECTIONS,    /* parallel connections */
+  TR_SET_OFFLINE,        /* cache only */
+  TR_SET_RETRIES,        /* retries per file */
+  TR_SET_RETRY_WAIT,     /* first backoff wait, ms */
+  TR_SET_RETRY_MAX,      /* longest wait, s */
+  TR_SET_CONNECT_TIMEOUT,/* seconds */
+  TR_SET_LOW_SPEED,      /* seconds under 1 KB/s before a transfer drops */
+  TR_SET_SPLIT_KB,       /* smallest Range piece, KiB; 0 never split */
+  TR_SET_PROGRESS,       /* -1 never, 0 on a terminal, 1 always */
   TR_N_SETTING
 };
 
@@ -35,15 +48,74 @@ struct TractsConn {
 
 void trConnUnref(void *p);            /* destructor of registrations */
 
+/* The virtual tables (all eponymous table-valued functions) share these.
+** Each vtab object starts with a TrVtab. */
+typedef struct TrVtab TrVtab;
+struct TrVtab {
+  sqlite3_vtab base;                  /* base class, must be first */
+  TractsConn *pConn;                  /* the connection's state (pAux) */
+};
+/* xConnect: declare zSchema, allocate nByte zeroed bytes with pConn set;
+** bDirectOnly: usable only from top-level SQL (not views or triggers). */
+int trVtabConnect(sqlite3 *db, void *pAux, const char *zSchema, size_t nByte,
+                  int bDirectOnly, sqlite3_vtab **ppVtab);
+int trVtabFree(sqlite3_vtab *pVtab);  /* xDisconnect */
+int trCursorNew(size_t nByte, sqlite3_vtab_cursor **ppCur);  /* for xOpen */
+/* xBestIndex for nArg hidden argument columns from column iFirst, given
+** as equality constraints: the first is required (else the plan costs
+** 1e99), the others optional; idxNum has bit k set for argument k, and
+** xFilter's argv holds the given ones in order. */
+int trArgsBestIndex(sqlite3_index_info *p, int iFirst, int nArg);
+
 /* config.c */
 int trConfigRegister(sqlite3 *db, TractsConn *pConn);
 int64_t trConfigInt(TractsConn *pConn, int iSetting);
+/* A text setting (set value, environment, default), sqlite3_malloc'd;
+** NULL if it has none. URLs end in '/'. */
+char *trConfigText(TractsConn *pConn, int iSetting);
 void trConfigFree(TractsConn *pConn);
 
 /* layer.c */
 int trLayerRegister(sqlite3 *db, TractsConn *pConn);
 /* Create the layer's tables if missing (inside the caller's transaction). */
 int trLayerEnsureSchema(sqlite3 *db, const TrLayer *pLayer, char **pzErr);
+
+/* A load: files are added (from any thread) and written by the thread
+** that calls trLoadStep, each in one savepoint, while reader threads open
+** and read the files ahead of it. load_tracts adds its files up front;
+** fetch_tracts adds each as its download completes. */
+typedef struct TrLoadRow TrLoadRow;
+struct TrLoadRow {
+  char *zFile;        /* name of the file (sqlite3_malloc) */
+  char *zState;       /* state code(s) */
+  int year;           /* from the file name, 0 if unknown */
+  int nTract;         /* rows written */
+  int nRepaired;      /* polygons repaired */
+  double rSeconds;    /* wall time for this file */
+  char *zError;       /* NULL, or why it failed */
+};
+typedef struct TrLoad TrLoad;
+/* Called on a reader thread once a file is opened (rc 0, its sha256) or
+** failed to open (rc 1 for bad content, 2 for a damaged archive, with
+** zErr), before any of it is written; and with rc -1 from trLoadFree for
+** a file never opened. Returning non-zero withdraws the file: it gets no
+** row. */
+typedef int (*TrLoadOpened)(void *pTag, int rc, const char *zErr,
+                            const char *zSha256);
+/* NULL if no reader thread could start. zFunc names the SQL function in
+** errors ("load_tracts"). */
+TrLoad *trLoadNew(TractsConn *pConn, const TrLayer *pLayer, const char *zFunc);
+/* Queue zFile (copied); zName (NULL: zFile) names it in rows, errors and
+** tracts_files. Any thread. SQLITE_OK or SQLITE_NOMEM. */
+int trLoadAdd(TrLoad *p, const char *zFile, const char *zName, void *pTag,
+              TrLoadOpened xOpened);
+void trLoadClose(TrLoad *p);   /* no more files will be added */
+/* Write the next file in *pRow (caller frees its strings): SQLITE_ROW,
+** its error if any in pRow->zError and its tag in *ppTag; SQLITE_BUSY if
+** none was ready within msWait ms (negative: wait); SQLITE_DONE when
+** closed and all written; SQLITE_NOMEM or SQLITE_INTERRUPT. */
+int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag);
+void trLoadFree(TrLoad *p);    /* stops and joins the readers */
 
 /* lookup.c */
 int trLookupRegister(sqlite3 *db, TractsConn *pConn);
@@ -64,6 +136,11 @@ struct TrLookupKeys {
   uint32_t nPoly;
 };
 void trLookupKeys(TractsConn *pConn, TrLookupKeys *p);
+
+/* fetch.c */
+int trFetchRegister(sqlite3 *db, TractsConn *pConn);
+/* The cache directory in effect (sqlite3_malloc'd), NULL if none. */
+char *trCacheDir(TractsConn *pConn);
 
 /* assign.c */
 int trAssignRegister(sqlite3 *db, TractsConn *pConn);

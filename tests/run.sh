@@ -6,6 +6,8 @@
 #            including sqlite3 shell batch tests
 #   monitor  the resource monitor (tests/test_monitor.py): sampling,
 #            descendants, marks, charts, threads, bad input
+#   fetch    fetch_tracts and tracts_cache against a fault-injecting
+#            local server (tests/test_fetch.py, tests/census_server.py)
 #   valgrind load/unload cycles in the sqlite3 shell leak nothing
 #
 # With TRACTS_ASAN=1 the extension is an ASan/UBSan build: the hosts run
@@ -47,30 +49,26 @@ echo "== unit ($UNIT)"
 cat "$OUT/unit.log"
 add "$OUT/unit.log"
 
-echo "== python ($EXT)"
 [ "${TRACTS_ASAN:-}" = 1 ] && export LD_PRELOAD="$RT"
-"$PY" tests/test_tracts.py "$EXT" > "$OUT/python.log" 2>&1
-rc=$?
-grep -v "ShapelyDeprecationWarning\|tree = STRtree" "$OUT/python.log"
-add "$OUT/python.log"
-if [ $rc -ne 0 ] && ! grep -q "failed, " "$OUT/python.log"; then
-  echo "python tests crashed (exit $rc)"; fail=$((fail + 1))
-fi
-if grep -q "ERROR: AddressSanitizer\|runtime error:" "$OUT/python.log"; then
-  echo "sanitizer report in python tests"; fail=$((fail + 1))
-fi
 
-echo "== monitor ($EXT)"
-"$PY" tests/test_monitor.py "$EXT" > "$OUT/monitor.log" 2>&1
-rc=$?
-cat "$OUT/monitor.log"
-add "$OUT/monitor.log"
-if [ $rc -ne 0 ] && ! grep -q "failed, " "$OUT/monitor.log"; then
-  echo "monitor tests crashed (exit $rc)"; fail=$((fail + 1))
-fi
-if grep -q "ERROR: AddressSanitizer\|runtime error:" "$OUT/monitor.log"; then
-  echo "sanitizer report in monitor tests"; fail=$((fail + 1))
-fi
+# pyfile NAME FILE: run a Python test file, fold its result line in.
+pyfile() {
+  echo "== $1 ($EXT)"
+  "$PY" "$2" "$EXT" > "$OUT/$1.log" 2>&1
+  rc=$?
+  grep -v "ShapelyDeprecationWarning\|tree = STRtree" "$OUT/$1.log"
+  add "$OUT/$1.log"
+  if [ $rc -ne 0 ] && ! grep -q "failed, " "$OUT/$1.log"; then
+    echo "$1 tests crashed (exit $rc)"; fail=$((fail + 1))
+  fi
+  if grep -q "ERROR: AddressSanitizer\|runtime error:" "$OUT/$1.log"; then
+    echo "sanitizer report in $1 tests"; fail=$((fail + 1))
+  fi
+}
+pyfile python tests/test_tracts.py
+pyfile monitor tests/test_monitor.py
+pyfile fetch tests/test_fetch.py
+unset LD_PRELOAD
 
 if [ "${TRACTS_ASAN:-}" != 1 ]; then
   echo "== valgrind: load/unload cycles"

@@ -133,7 +133,8 @@ def test_registered_functions_and_modules():
     mods = sorted(set(r[0] for r in c.execute("select name from pragma_module_list"))
                   - set(r[0] for r in plain.execute("select name from pragma_module_list"))
                   - {"pragma_function_list"})
-    eq(mods, ["load_tracts", "monitor_marks", "monitor_samples"], "modules")
+    eq(mods, ["fetch_tracts", "load_tracts", "monitor_marks", "monitor_samples",
+              "tracts_cache"], "modules")
     eq(c.execute("select tracts_version()").fetchone()[0], "0.1.0")
     assert "geos 3." in c.execute("select tracts_debug()").fetchone()[0]
 
@@ -153,7 +154,11 @@ def test_config():
     eq(c.execute("select tracts_config('repair', NULL)").fetchone()[0], 1)
     eq(c.execute("select tracts_config('threads', 3)").fetchone()[0], 3)
     expect_error(c, "select tracts_config('colour')", (),
-                 "tracts_config: unknown setting 'colour' (known: repair, threads, workers, nearest_m)")
+                 "tracts_config: unknown setting 'colour' (known: repair, "
+                 "threads, workers, nearest_m, year, base_url, cache_dir, "
+                 "user_agent, connections, offline, retries, retry_wait_ms, "
+                 "retry_max_s, connect_timeout, low_speed_timeout, split_kb, "
+                 "progress)")
     expect_error(c, "select tracts_config('repair', 'yes')", (),
                  "tracts_config: repair must be an integer from 0 to 1, got 'yes'")
     expect_error(c, "select tracts_config('threads', 65)", (),

@@ -1,19 +1,33 @@
 #!/bin/sh
 # tests/valgrind.sh EXT - the sqlite3 shell opens several connections in a
-# row, each loading the extension, loading tracts, building the index and
-# closing; valgrind must find no definitely or indirectly lost bytes that
-# come from the extension.
+# row, each loading the extension, loading tracts, fetching them from a
+# local server (tests/census_server.py), building the index and closing;
+# valgrind must find no definitely or indirectly lost bytes that come from
+# the extension.
 set -u
 EXT=${1:-build/tracts.so}
 cd "$(dirname "$0")/.."
 ZIP=build/fixtures/hand/cb_2019_44_tract_500k.zip
 LOG=build/test-output/valgrind-raw.log
 SCRIPT=build/test-output/valgrind.sql
+VG=build/test-output/valgrind-fetch
+rm -rf $VG
+mkdir -p $VG/mirror/geo/tiger/GENZ2019/shp
+cp $ZIP $VG/mirror/geo/tiger/GENZ2019/shp/
+/usr/bin/python3 tests/census_server.py --root $VG/mirror > $VG/port &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null' EXIT
+for i in $(seq 50); do [ -s $VG/port ] && break; sleep 0.1; done
+PORT=$(cat $VG/port)
 : > "$SCRIPT"
 for i in 1 2 3; do
   cat >> "$SCRIPT" <<SQL
 .open :memory:
 .load ${EXT%.so}
+select tracts_config('base_url', 'http://127.0.0.1:$PORT/geo/tiger/');
+select tracts_config('cache_dir', '$VG/cache'), tracts_config('retries', 1);
+select state, tracts, error is null from fetch_tracts('RI,MA');
+select count(*) from tracts_cache;
 select count(*) from load_tracts('$ZIP');
 select tract_of(-71.45, 41.55), tracts_config('threads', 2);
 select * from load_tracts('/nonexistent.zip');

@@ -1,0 +1,1754 @@
+/*
+** fetch.c - fetch_tracts(): parallel, cached, verified downloads of the
+** Census Bureau's tract files, loaded as they arrive; tracts_cache.
+**
+** Usage
+**
+**     SELECT * FROM fetch_tracts('RI,MA');          -- USPS codes
+**     SELECT * FROM fetch_tracts('44,25', 2020);    -- FIPS codes, a year
+**     SELECT * FROM fetch_tracts('*');              -- 50 states, DC, PR
+**     SELECT * FROM fetch_tracts('RI', 2019, 'refresh');  -- re-download
+**     SELECT * FROM tracts_cache;                   -- what the cache holds
+**     DELETE FROM tracts_cache WHERE fetched_at < date('now', '-90 days');
+**
+**   One row per state: state, fips, url, status (the last HTTP status),
+**   bytes, from_cache, requests (HTTP requests made for it), seconds,
+**   tracts (rows loaded), error (NULL, or why the state was not loaded).
+**   A state that fails leaves its old rows, if any, as they were and does
+**   not stop the others. Options (third argument, comma separated):
+**   refresh (download even if cached), offline (cache only), strict (the
+**   statement fails if any state failed, after the others are loaded).
+**
+**   The URL is {base_url}GENZ{year}/shp/cb_{year}_{SS}_tract_500k.zip;
+**   tracts_config() holds base_url, year, connections, cache_dir,
+**   user_agent, offline, retries, retry_wait_ms, retry_max_s,
+**   connect_timeout, low_speed_timeout, split_kb and progress.
+**
+** How it works
+**
+**   One download thread drives libcurl's multi interface with up to
+**   `connections` transfers. Each file is written to a temporary name in
+**   the cache directory, in pieces: when a connection is idle and no file
+**   waits, the largest remaining piece of a file being fetched is split
+**   and its second half requested with Range (the first transfer stops
+**   where the new piece starts). A failed piece is retried after an
+**   exponential backoff with jitter (Retry-After on 429 and 503), resuming
+**   where it stopped when the server honours ranges (If-Range guards
+**   against the file changing); 404 and 403 are not retried.
+**
+**   A complete file goes to the loader of load_tracts (layer.c): its
+**   reader threads open it, which inflates every member and checks its
+**   CRC and the shapefile. Only then is it renamed into the cache, with a
+**   .meta file beside it (url, etag, last-modified, sha256); a damaged
+**   file is deleted and fetched again. This thread writes each file in
+**   its own savepoint as it arrives, while the others download. A cached
+**   file is revalidated with If-None-Match / If-Modified-Since; a 304
+**   loads the cached copy. If the server cannot be reached, a cached copy
+**   is loaded and the row's status says what the server answered.
+**
+**   Renames are atomic and temporary names are per process, so several
+**   processes may fetch into one cache at once. sqlite3_interrupt() stops
+**   the transfers within a tenth of a second; temporary files are removed
+**   and the state being written is rolled back.
+**
+** Errors (statement)
+**
+**     fetch_tracts: unknown state 'XX' (USPS codes like RI, FIPS codes
+**         like 44, or '*' for all)
+**     fetch_tracts: year must be an integer from 1990 to 2100, got 'x'
+**     fetch_tracts: unknown option 'x' (known: refresh, offline, strict)
+**     fetch_tracts: no cache directory: set tracts_config('cache_dir', ...)
+**     fetch_tracts: cannot create cache directory '...': ...
+**     fetch_tracts: interrupted
+**     fetch_tracts: 2 of 5 states failed (strict): RI: ...
+**
+** Errors (rows)
+**
+**     HTTP 404 Not Found: URL
+**     HTTP 403 Forbidden: URL (the server refused this client; another
+**         user_agent setting may help)
+**     HTTP 503 after 5 retries: URL
+**     Timeout was reached after 5 retries: URL
+**     the server sent an HTML page, not a zip, after 5 retries: URL
+**     not in the cache (offline): URL
+**     fetch_tracts: URL: member ... is corrupt: ... (after the retries)
+*/
+#include "tracts_sql.h"
+#include "../include/tracts.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The states of the cartographic tract files: FIPS and USPS code. */
+static const struct { int iFips; const char *zUsps; } aState[] = {
+  {  1, "AL" }, {  2, "AK" }, {  4, "AZ" }, {  5, "AR" }, {  6, "CA" },
+  {  8, "CO" }, {  9, "CT" }, { 10, "DE" }, { 11, "DC" }, { 12, "FL" },
+  { 13, "GA" }, { 15, "HI" }, { 16, "ID" }, { 17, "IL" }, { 18, "IN" },
+  { 19, "IA" }, { 20, "KS" }, { 21, "KY" }, { 22, "LA" }, { 23, "ME" },
+  { 24, "MD" }, { 25, "MA" }, { 26, "MI" }, { 27, "MN" }, { 28, "MS" },
+  { 29, "MO" }, { 30, "MT" }, { 31, "NE" }, { 32, "NV" }, { 33, "NH" },
+  { 34, "NJ" }, { 35, "NM" }, { 36, "NY" }, { 37, "NC" }, { 38, "ND" },
+  { 39, "OH" }, { 40, "OK" }, { 41, "OR" }, { 42, "PA" }, { 44, "RI" },
+  { 45, "SC" }, { 46, "SD" }, { 47, "TN" }, { 48, "TX" }, { 49, "UT" },
+  { 50, "VT" }, { 51, "VA" }, { 53, "WA" }, { 54, "WV" }, { 55, "WI" },
+  { 56, "WY" }, { 72, "PR" },
+};
+#define N_STATE ((int)(sizeof(aState)/sizeof(aState[0])))
+
+#define MAX_SEG      32          /* pieces one file may be split into */
+#define SPLIT_ALIGN  65536       /* piece boundaries are multiples of this */
+#define ERRMSG       512
+
+static double nowSeconds(void){
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec*1e-9;
+}
+
+/* ---- the cache directory ---------------------------------------------- */
+
+char *trCacheDir(TractsConn *pConn){
+  char *z = trConfigText(pConn, TR_SET_CACHE_DIR);
+  const char *zEnv;
+  if( z ) return z;
+  zEnv = getenv("XDG_CACHE_HOME");
+  if( zEnv && zEnv[0]=='/' ) return sqlite3_mprintf("%s/tracts", zEnv);
+  zEnv = getenv("HOME");
+  if( zEnv && zEnv[0] ) return sqlite3_mprintf("%s/.cache/tracts", zEnv);
+  return 0;
+}
+
+/* mkdir -p the directory part of zPath (bFile) or zPath itself. 0 or
+** an errno value. */
+static int makeDirs(const char *zPath, int bFile){
+  char *z = strdup(zPath);
+  char *p;
+  int rc = 0;
+  if( z==0 ) return ENOMEM;
+  if( bFile ){
+    p = strrchr(z, '/');
+    if( p==0 ){ free(z); return 0; }
+    *p = 0;
+  }
+  for(p=z+1; ; p++){
+    if( *p=='/' || *p==0 ){
+      char c = *p;
+      *p = 0;
+      if( z[0] && mkdir(z, 0777) && errno!=EEXIST ){ rc = errno; break; }
+      *p = c;
+      if( c==0 ) break;
+    }
+  }
+  if( rc==0 ){
+    struct stat st;
+    if( stat(z, &st) ) rc = errno;
+    else if( !S_ISDIR(st.st_mode) ) rc = ENOTDIR;
+  }
+  free(z);
+  return rc;
+}
+
+/* The cache path of zUrl under zDir: {dir}/{host[_port]}/{path}. NULL if
+** the URL has no usable path (or on OOM). */
+static char *cachePath(const char *zDir, const char *zUrl){
+  const char *zHost = strstr(zUrl, "://");
+  const char *zPath;
+  char *z, *p;
+  if( zHost==0 ) return 0;
+  zHost += 3;
+  zPath = strchr(zHost, '/');
+  if( zPath==0 || strstr(zPath, "/../") || strstr(zPath, "/./")
+   || strchr(zPath, '?') || strchr(zPath, '#') ){
+    return 0;
+  }
+  z = sqlite3_mprintf("%s/%.*s%s", zDir, (int)(zPath-zHost), zHost, zPath);
+  if( z==0 ) return 0;
+  for(p=z+strlen(zDir)+1; *p && *p!='/'; p++){
+    if( *p==':' || *p=='@' ) *p = '_';
+  }
+  return z;
+}
+
+/* ---- cache metadata (.meta beside each file) -------------------------- */
+
+typedef struct CacheMeta CacheMeta;
+struct CacheMeta {
+  char zUrl[2048];
+  char zEtag[256];
+  char zLastMod[64];
+  char zFetched[32];
+  char zSha256[65];
+  int64_t nBytes;          /* -1 unknown */
+};
+
+/* Read zFile.meta into *p. 0 if read and it describes zFile as it is. */
+static int metaRead(const char *zFile, CacheMeta *p){
+  char zPath[4200], zLine[2300];
+  struct stat st;
+  FILE *f;
+  memset(p, 0, sizeof(*p));
+  p->nBytes = -1;
+  if( snprintf(zPath, sizeof(zPath), "%s.meta", zFile)>=(int)sizeof(zPath) ){
+    return 1;
+  }
+  f = fopen(zPath, "r");
+  if( f==0 ) return 1;
+  while( fgets(zLine, sizeof(zLine), f) ){
+    char *zVal = strchr(zLine, '=');
+    size_t n;
+    if( zVal==0 ) continue;
+    *zVal++ = 0;
+    n = strlen(zVal);
+    while( n>0 && (zVal[n-1]=='\n' || zVal[n-1]=='\r') ) zVal[--n] = 0;
+#define META_STR(K, F) if( strcmp(zLine, K)==0 ) snprintf(p->F, sizeof(p->F), "%s", zVal)
+    META_STR("url", zUrl);
+    META_STR("etag", zEtag);
+    META_STR("last_modified", zLastMod);
+    META_STR("fetched_at", zFetched);
+    META_STR("sha256", zSha256);
+#undef META_STR
+    if( strcmp(zLine, "bytes")==0 ) p->nBytes = strtoll(zVal, 0, 10);
+  }
+  fclose(f);
+  /* another process may have replaced the file but not yet its .meta */
+  if( stat(zFile, &st) || st.st_size!=p->nBytes ) return 1;
+  return 0;
+}
+
+/* Write zFile.meta atomically. 0 or an errno value. */
+static int metaWrite(const char *zFile, const CacheMeta *p){
+  char zPath[4200], zTmp[4300];
+  FILE *f;
+  int rc = 0;
+  snprintf(zPath, sizeof(zPath), "%s.meta", zFile);
+  snprintf(zTmp, sizeof(zTmp), "%s.%d.%lx.part", zPath, (int)getpid(),
+           (unsigned long)pthread_self());
+  f = fopen(zTmp, "w");
+  if( f==0 ) return errno;
+  fprintf(f, "url=%s\netag=%s\nlast_modified=%s\nfetched_at=%s\n"
+          "sha256=%s\nbytes=%lld\n", p->zUrl, p->zEtag, p->zLastMod,
+          p->zFetched, p->zSha256, (long long)p->nBytes);
+  if( fflush(f) || fsync(fileno(f)) ) rc = errno ? errno : EIO;
+  if( fclose(f) && rc==0 ) rc = errno ? errno : EIO;
+  if( rc==0 && rename(zTmp, zPath) ) rc = errno;
+  if( rc ) unlink(zTmp);
+  return rc;
+}
+
+/* ---- one fetch --------------------------------------------------------- */
+
+typedef struct Fetch Fetch;
+typedef struct FetchJob FetchJob;
+typedef struct Xfer Xfer;
+
+/* A byte range of a file, fetched by at most one transfer at a time. */
+typedef struct Seg Seg;
+struct Seg {
+  int64_t iPos;            /* next byte wanted */
+  int64_t iEnd;            /* one past the last byte; -1 until the size is known */
+  Xfer *pX;                /* its transfer, or NULL */
+  double tWake;            /* not before this time (backoff) */
+};
+
+/* Job states */
+#define J_QUEUED   0       /* not started */
+#define J_RUN      1       /* pieces downloading or waiting to retry */
+#define J_OPENING  2       /* complete, handed to the loader to verify */
+#define J_LOADING  3       /* verified (or cached): the loader writes it */
+#define J_FAILED   4       /* given up; zErr says why */
+
+/* One state's file. */
+struct FetchJob {
+  Fetch *pF;
+  int iFips;
+  const char *zUsps;
+  char *zUrl;              /* sqlite3_malloc'd */
+  char *zCache;            /* its cache path */
+  char *zTmp;              /* temporary name while downloading, or NULL */
+  int fd;                  /* zTmp open for writing, or -1 */
+  int eState;
+  int64_t nSize;           /* bytes, -1 until known */
+  int bRanges;             /* the server serves ranges of it */
+  int nSeg;
+  Seg aSeg[MAX_SEG];
+  int nRetry;              /* failures so far */
+  int nRequest;            /* HTTP requests made */
+  int status;              /* last HTTP status */
+  int bCached;             /* a verified copy is in the cache */
+  int bFromCache;          /* the loaded copy came from the cache */
+  int bRevalidate;         /* send If-None-Match / If-Modified-Since */
+  CacheMeta old;           /* the cached copy's metadata */
+  char zEtag[256];         /* validators of the copy being downloaded */
+  char zLastMod[64];
+  char zErr[ERRMSG];       /* why it failed */
+  double t0, t1;           /* started, finished */
+  char zLoadedSha[65];      /* sha256 of the file this state was loaded from */
+  int nLoadedRows;         /* its rows now in the tracts table */
+  /* filled from the loader's row */
+  int nTract;
+  char *zLoadErr;
+  int bLoaded;             /* a row came back from the loader */
+};
+
+/* One transfer: an easy handle fetching one piece. */
+struct Xfer {
+  FetchJob *pJob;
+  int iSeg;
+  CURL *h;
+  struct curl_slist *pHdr;
+  int bRange;              /* asked for a range */
+  int bStarted;            /* the body began */
+  int bDiscard;            /* an error body: read and dropped */
+  int bRestart;            /* the server ignored or refused the range */
+  int bClipped;            /* stopped on purpose where the next piece starts */
+  int bNotZip;             /* the body is not a zip (an HTML page, ...) */
+  char zStart[24];         /* its first bytes, printable */
+  double rRetryAfter;      /* seconds from Retry-After, -1 if none */
+  char zEtag[256];
+  char zLastMod[64];
+  int bAcceptRanges;
+  int bHtml;               /* Content-Type: text/html */
+  int64_t iRangeStart, iRangeTotal;   /* from Content-Range, -1 if none */
+  char zCurlErr[CURL_ERROR_SIZE];
+};
+
+struct Fetch {
+  TractsConn *pConn;
+  TrLoad *pLoad;
+  FetchJob *aJob;
+  int nJob;
+  /* settings, read once */
+  char *zUserAgent;
+  int nConn, nRetryMax, msWait, sWaitMax, sConnect, sLowSpeed;
+  int64_t nSplit;          /* smallest piece, bytes; 0: never split */
+  int bOffline, bRefresh, bProgress;
+  /* the download thread */
+  CURLM *pMulti;
+  pthread_t tid;
+  int bThread;
+  pthread_mutex_t mu;      /* guards eState/nRetry of jobs across threads, */
+  int bAbort;              /* bAbort, and the requeue flag */
+  int bRequeue;            /* a job went back to J_RUN from the loader */
+  uint64_t rng;            /* jitter */
+  /* progress */
+  double t0, tDrawn;
+  int64_t nGot;            /* body bytes written */
+  int bDrew;
+};
+
+static double rand01(Fetch *p){
+  /* xorshift64*, good enough for jitter */
+  uint64_t x = p->rng;
+  x ^= x >> 12; x ^= x << 25; x ^= x >> 27;
+  p->rng = x;
+  return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
+}
+
+/* Seconds to wait before retry n (1-based) of a job. */
+static double backoff(Fetch *p, int n, double rRetryAfter){
+  double d;
+  if( rRetryAfter>=0 ){
+    d = rRetryAfter;
+  }else{
+    d = p->msWait/1000.0 * (double)(1u << (n>10 ? 10 : n-1));
+    d *= 0.5 + rand01(p);
+  }
+  if( d>p->sWaitMax ) d = p->sWaitMax;
+  return d;
+}
+
+static int jobDone(const FetchJob *j){
+  int i;
+  if( j->nSize<0 ) return 0;
+  for(i=0; i<j->nSeg; i++){
+    if( j->aSeg[i].pX || j->aSeg[i].iPos<j->aSeg[i].iEnd ) return 0;
+  }
+  return 1;
+}
+
+static void jobCloseTmp(FetchJob *j, int bUnlink){
+  if( j->fd>=0 ){ close(j->fd); j->fd = -1; }
+  if( j->zTmp ){
+    if( bUnlink ) unlink(j->zTmp);
+    sqlite3_free(j->zTmp);
+    j->zTmp = 0;
+  }
+}
+
+/* Start the file over: one piece from byte 0, an empty temporary file. */
+static void jobReset(FetchJob *j){
+  j->nSeg = 1;
+  j->nSize = -1;
+  memset(&j->aSeg[0], 0, sizeof(Seg));
+  j->aSeg[0].iEnd = -1;
+  if( j->fd>=0 && ftruncate(j->fd, 0) ){ /* the rewrite overwrites it */ }
+}
+
+/* ---- libcurl callbacks ------------------------------------------------- */
+
+static void copyHeaderValue(char *zOut, size_t nOut, const char *z, size_t n){
+  while( n>0 && (*z==' ' || *z=='\t') ){ z++; n--; }
+  while( n>0 && (z[n-1]=='\r' || z[n-1]=='\n' || z[n-1]==' ') ) n--;
+  if( n>=nOut ) n = nOut-1;
+  memcpy(zOut, z, n);
+  zOut[n] = 0;
+}
+
+static int headerIs(const char *z, size_t n, const char *zName){
+  size_t m = strlen(zName);
+  return n>m && strncasecmp(z, zName, m)==0 && z[m]==':';
+}
+
+static size_t onHeader(char *z, size_t sz, size_t nItem, void *pArg){
+  Xfer *x = (Xfer*)pArg;
+  size_t n = sz*nItem;
+  char zVal[300];
+  if( n>=5 && strncmp(z, "HTTP/", 5)==0 ){
+    /* a new response (after a redirect or a 100): forget the last one */
+    x->zEtag[0] = x->zLastMod[0] = 0;
+    x->rRetryAfter = -1;
+    x->bAcceptRanges = x->bHtml = 0;
+    x->iRangeStart = x->iRangeTotal = -1;
+  }else if( headerIs(z, n, "ETag") ){
+    copyHeaderValue(x->zEtag, sizeof(x->zEtag), z+5, n-5);
+  }else if( headerIs(z, n, "Last-Modified") ){
+    copyHeaderValue(x->zLastMod, sizeof(x->zLastMod), z+14, n-14);
+  }else if( headerIs(z, n, "Accept-Ranges") ){
+    copyHeaderValue(zVal, sizeof(zVal), z+14, n-14);
+    x->bAcceptRanges = strcasecmp(zVal, "bytes")==0;
+  }else if( headerIs(z, n, "Content-Type") ){
+    copyHeaderValue(zVal, sizeof(zVal), z+13, n-13);
+    x->bHtml = strncasecmp(zVal, "text/html", 9)==0;
+  }else if( headerIs(z, n, "Retry-After") ){
+    char *zEnd = 0;
+    double d;
+    copyHeaderValue(zVal, sizeof(zVal), z+12, n-12);
+    d = strtod(zVal, &zEnd);
+    if( zEnd && zEnd!=zVal && *zEnd==0 && d>=0 ){
+      x->rRetryAfter = d;
+    }else{
+      time_t t = curl_getdate(zVal, 0);
+      if( t!=(time_t)-1 ){
+        d = difftime(t, time(0));
+        x->rRetryAfter = d>0 ? d : 0;
+      }
+    }
+  }else if( headerIs(z, n, "Content-Range") ){
+    long long a = -1, b = -1, t = -1;
+    copyHeaderValue(zVal, sizeof(zVal), z+14, n-14);
+    if( sscanf(zVal, "bytes %lld-%lld/%lld", &a, &b, &t)==3 ){
+      x->iRangeStart = a;
+      x->iRangeTotal = t;
+    }
+  }
+  return n;
+}
+
+/* The first bytes of a body: decide what it is. 0 to go on, 1 to stop. */
+static int bodyStart(Xfer *x, const char *z, size_t n){
+  FetchJob *j = x->pJob;
+  Seg *s = &j->aSeg[x->iSeg];
+  long code = 0;
+  curl_off_t nLen = -1;
+  curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &nLen);
+  x->bStarted = 1;
+  j->status = (int)code;
+  if( code!=200 && code!=206 ){
+    x->bDiscard = 1;             /* an error page: judged when done */
+    return 0;
+  }
+  if( code==200 && (x->bRange || s->iPos>0) ){
+    x->bRestart = 1;             /* the range was ignored */
+    return 1;
+  }
+  if( code==206 ){
+    if( !x->bRange || x->iRangeStart!=s->iPos
+     || (j->nSize>=0 && x->iRangeTotal!=j->nSize) ){
+      x->bRestart = 1;
+      return 1;
+    }
+    return 0;
+  }
+  /* 200, the whole file */
+  if( x->bHtml || n<2 || z[0]!='P' || z[1]!='K' ){
+    size_t k, m = 0;
+    for(k=0; k<n && k<16; k++){
+      unsigned char c = (unsigned char)z[k];
+      x->zStart[m++] = (c>=32 && c<127) ? (char)c : '.';
+    }
+    x->zStart[m] = 0;
+    x->bNotZip = 1;
+    return 1;
+  }
+  j->nSize = nLen>=0 ? (int64_t)nLen : -1;
+  s->iEnd = j->nSize;
+  snprintf(j->zEtag, sizeof(j->zEtag), "%s", x->zEtag);
+  snprintf(j->zLastMod, sizeof(j->zLastMod), "%s", x->zLastMod);
+  j->bRanges = x->bAcceptRanges && j->nSize>0
+            && (j->zEtag[0] || j->zLastMod[0]);
+  return 0;
+}
+
+static size_t onBody(char *z, size_t sz, size_t nItem, void *pArg){
+  Xfer *x = (Xfer*)pArg;
+  FetchJob *j = x->pJob;
+  Seg *s = &j->aSeg[x->iSeg];
+  size_t n = sz*nItem, nWrite = n, k = 0;
+  if( !x->bStarted && n>0 && bodyStart(x, z, n) ) return 0;
+  if( x->bDiscard ) return n;
+  if( s->iEnd>=0 ){
+    int64_t nLeft = s->iEnd - s->iPos;
+    if( (int64_t)nWrite>nLeft ){
+      nWrite = (size_t)(nLeft>0 ? nLeft : 0);
+    }
+  }
+  while( k<nWrite ){
+    ssize_t w = pwrite(j->fd, z+k, nWrite-k, (off_t)(s->iPos + (int64_t)k));
+    if( w<0 ){
+      if( errno==EINTR ) continue;
+      snprintf(j->zErr, sizeof(j->zErr), "cannot write %s: %s", j->zTmp,
+               strerror(errno));
+      return 0;
+    }
+    k += (size_t)w;
+  }
+  s->iPos += (int64_t)nWrite;
+  j->pF->nGot += (int64_t)nWrite;
+  if( nWrite<n ){
+    x->bClipped = 1;             /* the rest belongs to the next piece */
+    return 0;
+  }
+  return n;
+}
+
+/* Check the abort flag from inside a transfer. */
+static int onProgress(void *pArg, curl_off_t a, curl_off_t b, curl_off_t c,
+                      curl_off_t d){
+  Xfer *x = (Xfer*)pArg;
+  (void)a; (void)b; (void)c; (void)d;
+  return __atomic_load_n(&x->pJob->pF->bAbort, __ATOMIC_RELAXED);
+}
+
+/* ---- starting and finishing transfers ---------------------------------- */
+
+static void xferFree(Xfer *x){
+  if( x==0 ) return;
+  if( x->h ) curl_easy_cleanup(x->h);
+  curl_slist_free_all(x->pHdr);
+  free(x);
+}
+
+/* Start a transfer of piece iSeg of job j. 0, or 1 on OOM. */
+static int xferStart(Fetch *p, FetchJob *j, int iSeg){
+  Seg *s = &j->aSeg[iSeg];
+  Xfer *x = calloc(1, sizeof(Xfer));
+  char zBuf[400];
+  if( x==0 ) return 1;
+  x->pJob = j;
+  x->iSeg = iSeg;
+  x->rRetryAfter = -1;
+  x->iRangeStart = x->iRangeTotal = -1;
+  x->h = curl_easy_init();
+  if( x->h==0 ){ free(x); return 1; }
+  curl_easy_setopt(x->h, CURLOPT_URL, j->zUrl);
+  curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
+  curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(x->h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(x->h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(x->h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(x->h, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(x->h, CURLOPT_USERAGENT, p->zUserAgent);
+  curl_easy_setopt(x->h, CURLOPT_CONNECTTIMEOUT, (long)p->sConnect);
+  curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(x->h, CURLOPT_LOW_SPEED_TIME, (long)p->sLowSpeed);
+  curl_easy_setopt(x->h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, x->zCurlErr);
+  curl_easy_setopt(x->h, CURLOPT_HEADERFUNCTION, onHeader);
+  curl_easy_setopt(x->h, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, onBody);
+  curl_easy_setopt(x->h, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(x->h, CURLOPT_XFERINFOFUNCTION, onProgress);
+  curl_easy_setopt(x->h, CURLOPT_XFERINFODATA, x);
+  curl_easy_setopt(x->h, CURLOPT_NOPROGRESS, 0L);
+  if( s->iPos>0 || (s->iEnd>=0 && s->iEnd<j->nSize) ){
+    /* a piece, or a resumption: only if the file is the one we have */
+    if( s->iEnd>=0 ){
+      snprintf(zBuf, sizeof(zBuf), "%lld-%lld", (long long)s->iPos,
+               (long long)s->iEnd-1);
+    }else{
+      snprintf(zBuf, sizeof(zBuf), "%lld-", (long long)s->iPos);
+    }
+    curl_easy_setopt(x->h, CURLOPT_RANGE, zBuf);
+    x->bRange = 1;
+    snprintf(zBuf, sizeof(zBuf), "If-Range: %s",
+             j->zEtag[0] ? j->zEtag : j->zLastMod);
+    x->pHdr = curl_slist_append(x->pHdr, zBuf);
+  }else if( j->bRevalidate ){
+    if( j->old.zEtag[0] ){
+      snprintf(zBuf, sizeof(zBuf), "If-None-Match: %s", j->old.zEtag);
+      x->pHdr = curl_slist_append(x->pHdr, zBuf);
+    }
+    if( j->old.zLastMod[0] ){
+      snprintf(zBuf, sizeof(zBuf), "If-Modified-Since: %s", j->old.zLastMod);
+      x->pHdr = curl_slist_append(x->pHdr, zBuf);
+    }
+  }
+  if( x->pHdr ) curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, x->pHdr);
+  if( curl_multi_add_handle(p->pMulti, x->h)!=CURLM_OK ){
+    xferFree(x);
+    return 1;
+  }
+  s->pX = x;
+  j->nRequest++;
+  return 0;
+}
+
+/* Stop every transfer of j (it failed, or the fetch is aborted). */
+static void jobStopAll(Fetch *p, FetchJob *j){
+  int i;
+  for(i=0; i<j->nSeg; i++){
+    Xfer *x = j->aSeg[i].pX;
+    if( x ){
+      curl_multi_remove_handle(p->pMulti, x->h);
+      xferFree(x);
+      j->aSeg[i].pX = 0;
+    }
+  }
+}
+
+static void jobUseCache(Fetch *p, FetchJob *j);
+
+static void jobFail(Fetch *p, FetchJob *j, const char *zFmt, ...){
+  va_list ap;
+  char zMsg[ERRMSG];
+  va_start(ap, zFmt);
+  vsnprintf(zMsg, sizeof(zMsg), zFmt, ap);
+  va_end(ap);
+  jobStopAll(p, j);
+  jobCloseTmp(j, 1);
+  j->t1 = nowSeconds();
+  if( j->bCached && !p->bRefresh ){
+    /* the server is unreachable but a verified copy is at hand */
+    j->zErr[0] = 0;
+    jobUseCache(p, j);
+    return;
+  }
+  snprintf(j->zErr, sizeof(j->zErr), "%s", zMsg);
+  pthread_mutex_lock(&p->mu);
+  j->eState = J_FAILED;
+  pthread_mutex_unlock(&p->mu);
+}
+
+static int loaderOpened(void *pTag, int rc, const char *zErr,
+                        const char *zSha256);
+
+/* Hand the cached copy of j to the loader, unless it is the very file
+** the state was loaded from and its rows are all there. */
+static void jobUseCache(Fetch *p, FetchJob *j){
+  j->bFromCache = 1;
+  if( j->old.zSha256[0] && strcmp(j->old.zSha256, j->zLoadedSha)==0 ){
+    pthread_mutex_lock(&p->mu);
+    j->eState = J_LOADING;
+    j->bLoaded = 1;
+    j->nTract = j->nLoadedRows;
+    j->t1 = nowSeconds();
+    pthread_mutex_unlock(&p->mu);
+    return;
+  }
+  pthread_mutex_lock(&p->mu);
+  j->eState = J_OPENING;
+  pthread_mutex_unlock(&p->mu);
+  if( trLoadAdd(p->pLoad, j->zCache, j->zUrl, j, loaderOpened) ){
+    j->eState = J_FAILED;
+    snprintf(j->zErr, sizeof(j->zErr), "out of memory");
+  }
+}
+
+/* A transfer of j failed in a way worth retrying: schedule piece s. */
+static void segRetry(Fetch *p, FetchJob *j, Seg *s, double rRetryAfter,
+                     const char *zFmt, ...){
+  char zMsg[ERRMSG];
+  va_list ap;
+  va_start(ap, zFmt);
+  vsnprintf(zMsg, sizeof(zMsg), zFmt, ap);
+  va_end(ap);
+  j->nRetry++;
+  if( j->nRetry > p->nRetryMax ){
+    if( p->nRetryMax>0 ){
+      jobFail(p, j, "%s after %d retr%s: %s", zMsg, p->nRetryMax,
+              p->nRetryMax==1 ? "y" : "ies", j->zUrl);
+    }else{
+      jobFail(p, j, "%s: %s", zMsg, j->zUrl);
+    }
+    return;
+  }
+  if( !j->bRanges ){
+    /* no resumption: the whole file again, once its pieces stop */
+    jobStopAll(p, j);
+    jobReset(j);
+    s = &j->aSeg[0];
+  }
+  s->tWake = nowSeconds() + backoff(p, j->nRetry, rRetryAfter);
+}
+
+/* The file is complete: flush it and let the loader verify and load it. */
+static void jobComplete(Fetch *p, FetchJob *j){
+  if( fdatasync(j->fd) ){
+    jobFail(p, j, "cannot write %s: %s", j->zTmp, strerror(errno));
+    return;
+  }
+  close(j->fd);
+  j->fd = -1;
+  j->bFromCache = 0;
+  pthread_mutex_lock(&p->mu);
+  j->eState = J_OPENING;
+  pthread_mutex_unlock(&p->mu);
+  if( trLoadAdd(p->pLoad, j->zTmp, j->zUrl, j, loaderOpened) ){
+    jobFail(p, j, "out of memory");
+  }
+}
+
+/* A transfer finished (res is libcurl's result). */
+static void xferDone(Fetch *p, Xfer *x, CURLcode res){
+  FetchJob *j = x->pJob;
+  Seg *s = &j->aSeg[x->iSeg];
+  long code = 0;
+  curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
+  curl_multi_remove_handle(p->pMulti, x->h);
+  s->pX = 0;
+  if( code ) j->status = (int)code;
+  if( j->eState!=J_RUN ){
+    /* the job failed or restarted while this piece was running */
+  }else if( x->bRestart ){
+    /* the server no longer serves this range: the whole file again */
+    j->bRanges = 0;
+    segRetry(p, j, s, -1, "the server ignored a Range request");
+  }else if( x->bNotZip ){
+    segRetry(p, j, s, -1, x->bHtml || x->zStart[0]=='<'
+             ? "the server sent an HTML page, not a zip"
+             : "the server sent something other than a zip (it starts '%s')",
+             x->zStart);
+  }else if( code==304 && j->bRevalidate && !x->bRange ){
+    jobStopAll(p, j);
+    jobCloseTmp(j, 1);
+    jobUseCache(p, j);
+  }else if( code==404 || code==410 ){
+    jobFail(p, j, "HTTP %ld Not Found: %s", code, j->zUrl);
+  }else if( code==403 ){
+    jobFail(p, j, "HTTP 403 Forbidden: %s (the server refused this client; "
+            "another user_agent setting may help)", j->zUrl);
+  }else if( code==416 ){
+    j->bRanges = 0;
+    segRetry(p, j, s, -1, "HTTP 416 Range Not Satisfiable");
+  }else if( code>=400 && code!=408 && code!=429 && code<500 ){
+    jobFail(p, j, "HTTP %ld: %s", code, j->zUrl);
+  }else if( code>=400 ){
+    segRetry(p, j, s, (code==429 || code==503) ? x->rRetryAfter : -1,
+             "HTTP %ld", code);
+  }else if( res==CURLE_OK || (res==CURLE_WRITE_ERROR && x->bClipped) ){
+    if( code!=200 && code!=206 ){
+      jobFail(p, j, "unexpected HTTP %ld: %s", code, j->zUrl);
+    }else if( s->iEnd<0 && x->iRangeStart<0 ){
+      /* no Content-Length: the end of the body is the end of the file */
+      s->iEnd = s->iPos;
+      j->nSize = s->iPos;
+    }
+    if( j->eState==J_RUN && s->iPos<s->iEnd ){
+      segRetry(p, j, s, -1, "the body was truncated");
+    }else if( j->eState==J_RUN && j->nSize==0 ){
+      segRetry(p, j, s, -1, "the server sent an empty body");
+    }
+  }else if( res==CURLE_WRITE_ERROR && j->zErr[0] ){
+    jobFail(p, j, "%s", j->zErr);
+  }else if( res==CURLE_ABORTED_BY_CALLBACK ){
+    /* interrupted: the caller cleans up */
+  }else if( res==CURLE_PEER_FAILED_VERIFICATION || res==CURLE_SSL_CACERT_BADFILE
+         || res==CURLE_SSL_CERTPROBLEM || res==CURLE_UNSUPPORTED_PROTOCOL
+         || res==CURLE_URL_MALFORMAT || res==CURLE_TOO_MANY_REDIRECTS ){
+    jobFail(p, j, "%s: %s", x->zCurlErr[0] ? x->zCurlErr
+            : curl_easy_strerror(res), j->zUrl);
+  }else{
+    segRetry(p, j, s, -1, "%s", curl_easy_strerror(res));
+  }
+  xferFree(x);
+  if( j->eState==J_RUN && jobDone(j) ) jobComplete(p, j);
+}
+
+/* ---- the loader's side ------------------------------------------------- */
+
+/* Called on a loader thread when file j has been opened (or not). A
+** downloaded file that opened is renamed into the cache; a damaged one
+** is deleted and fetched again while retries remain. */
+static int loaderOpened(void *pTag, int rc, const char *zErr,
+                        const char *zSha256){
+  FetchJob *j = (FetchJob*)pTag;
+  Fetch *p = j->pF;
+  int bWithdraw = 0;
+  if( rc==-1 ){
+    /* never opened (the fetch was stopped) */
+    if( !j->bFromCache && j->zTmp ) unlink(j->zTmp);
+    return 0;
+  }
+  if( j->bFromCache ){
+    if( rc==2 ){
+      /* the cached copy is damaged: drop it and download it again */
+      char zMeta[4200];
+      snprintf(zMeta, sizeof(zMeta), "%s.meta", j->zCache);
+      unlink(j->zCache);
+      unlink(zMeta);
+      pthread_mutex_lock(&p->mu);
+      j->bCached = j->bRevalidate = 0;
+      if( !p->bOffline && !p->bAbort ){
+        j->eState = J_QUEUED;
+        p->bRequeue = 1;
+        bWithdraw = 1;
+      }
+      pthread_mutex_unlock(&p->mu);
+      if( bWithdraw ) curl_multi_wakeup(p->pMulti);
+    }
+    if( !bWithdraw ){
+      pthread_mutex_lock(&p->mu);
+      j->eState = J_LOADING;
+      pthread_mutex_unlock(&p->mu);
+    }
+    return bWithdraw;
+  }
+  if( rc==0 ){
+    CacheMeta m;
+    struct tm tm;
+    time_t t = time(0);
+    memset(&m, 0, sizeof(m));
+    snprintf(m.zUrl, sizeof(m.zUrl), "%s", j->zUrl);
+    snprintf(m.zEtag, sizeof(m.zEtag), "%s", j->zEtag);
+    snprintf(m.zLastMod, sizeof(m.zLastMod), "%s", j->zLastMod);
+    snprintf(m.zSha256, sizeof(m.zSha256), "%s", zSha256 ? zSha256 : "");
+    gmtime_r(&t, &tm);
+    strftime(m.zFetched, sizeof(m.zFetched), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    m.nBytes = j->nSize;
+    if( rename(j->zTmp, j->zCache)==0 ){
+      metaWrite(j->zCache, &m);
+    }else{
+      unlink(j->zTmp);     /* loaded all the same, just not kept */
+    }
+  }else{
+    unlink(j->zTmp);
+  }
+  pthread_mutex_lock(&p->mu);
+  if( rc==2 && j->nRetry < p->nRetryMax && !p->bAbort ){
+    /* damaged in transit: fetch it again */
+    j->nRetry++;
+    j->eState = J_QUEUED;
+    p->bRequeue = 1;
+    bWithdraw = 1;
+  }else{
+    j->eState = J_LOADING;
+    if( rc==2 && p->nRetryMax>0 ){
+      snprintf(j->zErr, sizeof(j->zErr), "after %d retr%s", p->nRetryMax,
+               p->nRetryMax==1 ? "y" : "ies");
+    }
+  }
+  pthread_mutex_unlock(&p->mu);
+  if( bWithdraw ) curl_multi_wakeup(p->pMulti);
+  (void)zErr;
+  return bWithdraw;
+}
+
+/* ---- the download thread ------------------------------------------------ */
+
+/* Begin job j: the cache decides whether it needs the network. */
+static void jobStart(Fetch *p, FetchJob *j){
+  int rc;
+  j->t0 = nowSeconds();
+  j->zErr[0] = 0;
+  if( !p->bRefresh && j->bCached && (p->bOffline || !j->bRevalidate) ){
+    jobUseCache(p, j);
+    return;
+  }
+  if( p->bOffline ){
+    snprintf(j->zErr, sizeof(j->zErr), "not in the cache (offline): %s",
+             j->zUrl);
+    j->eState = J_FAILED;
+    return;
+  }
+  rc = makeDirs(j->zCache, 1);
+  if( rc ){
+    jobFail(p, j, "cannot create the cache directory for %s: %s", j->zCache,
+            strerror(rc));
+    return;
+  }
+  sqlite3_free(j->zTmp);    /* a file fetched again after a damaged copy */
+  j->zTmp = sqlite3_mprintf("%s.%d.%08x.part", j->zCache, (int)getpid(),
+                            (unsigned)(rand01(p)*4294967295.0));
+  if( j->zTmp==0 ){ jobFail(p, j, "out of memory"); return; }
+  j->fd = open(j->zTmp, O_RDWR|O_CREAT|O_EXCL|O_CLOEXEC, 0666);
+  if( j->fd<0 ){
+    int e = errno;
+    sqlite3_free(j->zTmp);
+    j->zTmp = 0;
+    jobFail(p, j, "cannot create %s: %s", j->zCache, strerror(e));
+    return;
+  }
+  j->eState = J_RUN;
+  jobReset(j);
+}
+
+/* Split the largest piece being fetched, if worth it: a new piece for an
+** idle connection. Returns the job and piece, or 0. */
+static FetchJob *splitLargest(Fetch *p, int *piSeg){
+  FetchJob *jBest = 0;
+  Seg *sBest = 0;
+  int64_t nBest = 0;
+  int i, k;
+  if( p->nSplit<=0 ) return 0;
+  for(i=0; i<p->nJob; i++){
+    FetchJob *j = &p->aJob[i];
+    if( j->eState!=J_RUN || !j->bRanges || j->nSeg>=MAX_SEG ) continue;
+    for(k=0; k<j->nSeg; k++){
+      Seg *s = &j->aSeg[k];
+      if( s->pX && s->iEnd>=0 && s->iEnd-s->iPos > nBest ){
+        nBest = s->iEnd - s->iPos;
+        jBest = j;
+        sBest = s;
+      }
+    }
+  }
+  if( jBest==0 || nBest < 2*p->nSplit ) return 0;
+  {
+    int64_t iMid = sBest->iPos + nBest/2;
+    Seg *sNew = &jBest->aSeg[jBest->nSeg];
+    iMid -= iMid % SPLIT_ALIGN;
+    if( iMid<=sBest->iPos ) return 0;
+    memset(sNew, 0, sizeof(*sNew));
+    sNew->iPos = iMid;
+    sNew->iEnd = sBest->iEnd;
+    sBest->iEnd = iMid;
+    *piSeg = jBest->nSeg++;
+  }
+  return jBest;
+}
+
+/* Transfers running now. */
+static int activeCount(Fetch *p){
+  int i, k, n = 0;
+  for(i=0; i<p->nJob; i++){
+    for(k=0; k<p->aJob[i].nSeg; k++) n += p->aJob[i].aSeg[k].pX!=0;
+  }
+  return n;
+}
+
+/* Fill idle connections: pieces due for a retry, then new files, then
+** splits. Returns the seconds until the next piece is due (for the poll
+** timeout), or a large value. */
+static double startWork(Fetch *p){
+  double tNow = nowSeconds(), tNext = 1e9;
+  int i, k, iNext = 0, nActive = activeCount(p);
+  for(;;){
+    FetchJob *jPick = 0;
+    int iSeg = -1;
+    if( nActive>=p->nConn ) break;
+    /* a piece that is due */
+    for(i=0; i<p->nJob && jPick==0; i++){
+      FetchJob *j = &p->aJob[i];
+      if( j->eState!=J_RUN ) continue;
+      for(k=0; k<j->nSeg; k++){
+        Seg *s = &j->aSeg[k];
+        if( s->pX || (s->iEnd>=0 && s->iPos>=s->iEnd) ) continue;
+        if( s->iEnd<0 && k>0 ) continue;
+        if( s->iEnd<0 && j->nSize<0 && k==0 && j->nRequest>0 && s->tWake==0 ){
+          continue;
+        }
+        if( s->tWake<=tNow ){ jPick = j; iSeg = k; break; }
+        if( s->tWake-tNow < tNext ) tNext = s->tWake-tNow;
+      }
+    }
+    /* a file not yet started */
+    while( jPick==0 && iNext<p->nJob ){
+      FetchJob *j = &p->aJob[iNext++];
+      int e;
+      pthread_mutex_lock(&p->mu);
+      e = j->eState;
+      pthread_mutex_unlock(&p->mu);
+      if( e!=J_QUEUED ) continue;
+      jobStart(p, j);
+      if( j->eState==J_RUN ){ jPick = j; iSeg = 0; }
+    }
+    if( jPick==0 ) jPick = splitLargest(p, &iSeg);
+    if( jPick==0 ) break;
+    if( xferStart(p, jPick, iSeg) ){
+      jobFail(p, jPick, "out of memory");
+      continue;
+    }
+    nActive++;
+  }
+  return tNext;
+}
+
+static void progressDraw(Fetch *p, int bFinal){
+  int i, nDone = 0, nKnown = 0;
+  int64_t nKnownBytes = 0;
+  double t = nowSeconds() - p->t0, rate, est;
+  char zEta[32] = "";
+  if( !p->bProgress ) return;
+  for(i=0; i<p->nJob; i++){
+    FetchJob *j = &p->aJob[i];
+    int e = __atomic_load_n(&j->eState, __ATOMIC_RELAXED);
+    if( e==J_LOADING || e==J_FAILED ) nDone++;
+    if( j->nSize>=0 ){ nKnown++; nKnownBytes += j->nSize; }
+  }
+  rate = t>0 ? (double)p->nGot/t : 0;
+  est = nKnown ? (double)nKnownBytes/nKnown*p->nJob : 0;
+  if( !bFinal && rate>0 && est>(double)p->nGot ){
+    snprintf(zEta, sizeof(zEta), ", ETA %.0f s", (est-(double)p->nGot)/rate);
+  }
+  fprintf(stderr, "\rfetch_tracts: %d/%d states, %.1f MB, %.1f MB/s%s\033[K%s",
+          nDone, p->nJob, (double)p->nGot/1e6, rate/1e6, zEta,
+          bFinal ? "\n" : "");
+  fflush(stderr);
+  p->bDrew = 1;
+}
+
+static void *fetchThread(void *pArg){
+  Fetch *p = (Fetch*)pArg;
+  for(;;){
+    int i, nRunning = 0, bLeft = 0, nMsg;
+    double tNext;
+    CURLMsg *m;
+    if( __atomic_load_n(&p->bAbort, __ATOMIC_RELAXED) ) break;
+    tNext = startWork(p);
+    curl_multi_perform(p->pMulti, &nRunning);
+    while( (m = curl_multi_info_read(p->pMulti, &nMsg))!=0 ){
+      Xfer *x = 0;
+      if( m->msg!=CURLMSG_DONE ) continue;
+      curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char**)&x);
+      xferDone(p, x, m->data.result);
+    }
+    if( p->bProgress && nowSeconds()-p->tDrawn>0.25 ){
+      progressDraw(p, 0);
+      p->tDrawn = nowSeconds();
+    }
+    pthread_mutex_lock(&p->mu);
+    p->bRequeue = 0;
+    for(i=0; i<p->nJob; i++){
+      int e = p->aJob[i].eState;
+      if( e!=J_LOADING && e!=J_FAILED ) bLeft = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if( !bLeft ) break;
+    /* files requeued by the loader start at the next startWork */
+    curl_multi_poll(p->pMulti, 0, 0, tNext<0.099 ? (int)(tNext*1000)+1 : 100, 0);
+  }
+  /* stop what still runs (an abort); temporary files go */
+  for(;;){
+    int i;
+    for(i=0; i<p->nJob; i++){
+      FetchJob *j = &p->aJob[i];
+      if( j->eState==J_RUN || j->eState==J_QUEUED ){
+        jobStopAll(p, j);
+        jobCloseTmp(j, 1);
+        if( j->zErr[0]==0 ) snprintf(j->zErr, sizeof(j->zErr), "interrupted");
+        pthread_mutex_lock(&p->mu);
+        j->eState = J_FAILED;
+        pthread_mutex_unlock(&p->mu);
+      }
+    }
+    break;
+  }
+  if( p->bProgress && p->bDrew ) progressDraw(p, 1);
+  trLoadClose(p->pLoad);
+  return 0;
+}
+
+/* ---- the fetch_tracts virtual table ------------------------------------ */
+
+#define FT_STATE      0
+#define FT_FIPS       1
+#define FT_URL        2
+#define FT_STATUS     3
+#define FT_BYTES      4
+#define FT_FROM_CACHE 5
+#define FT_REQUESTS   6
+#define FT_SECONDS    7
+#define FT_TRACTS     8
+#define FT_ERROR      9
+#define FT_ARG_STATES 10
+#define FT_ARG_YEAR   11
+#define FT_ARG_OPTS   12
+#define FT_SCHEMA "CREATE TABLE x(state TEXT, fips TEXT, url TEXT, " \
+  "status INTEGER, bytes INTEGER, from_cache INTEGER, requests INTEGER, " \
+  "seconds REAL, tracts INTEGER, error TEXT, " \
+  "states HIDDEN, year HIDDEN, options HIDDEN)"
+
+typedef struct FtRow FtRow;
+struct FtRow {
+  char zUsps[3], zFips[3];
+  char *zUrl, *zError;
+  int status, bFromCache, nRequest, nTract;
+  int64_t nBytes;
+  double rSeconds;
+};
+
+typedef struct FtCursor FtCursor;
+struct FtCursor {
+  sqlite3_vtab_cursor base;
+  FtRow *aRow;
+  int nRow, iRow;
+};
+
+static int ftConnect(sqlite3 *db, void *pAux, int argc,
+                     const char *const *argv, sqlite3_vtab **ppVtab,
+                     char **pzErr){
+  (void)argc; (void)argv; (void)pzErr;
+  return trVtabConnect(db, pAux, FT_SCHEMA, sizeof(TrVtab), 1, ppVtab);
+}
+
+static int ftOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
+  (void)pVtab;
+  return trCursorNew(sizeof(FtCursor), ppCur);
+}
+
+static void ftRowsFree(FtCursor *c){
+  int i;
+  for(i=0; i<c->nRow; i++){
+    sqlite3_free(c->aRow[i].zUrl);
+    sqlite3_free(c->aRow[i].zError);
+  }
+  sqlite3_free(c->aRow);
+  c->aRow = 0;
+  c->nRow = c->iRow = 0;
+}
+
+static int ftClose(sqlite3_vtab_cursor *cur){
+  ftRowsFree((FtCursor*)cur);
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+/* Parse the states argument into aPick (indexes into aState), in order,
+** without duplicates. Returns the count, or -1 with *pzErr. */
+static int parseStates(const char *z, int *aPick, char **pzErr){
+  int n = 0, i;
+  char aSeen[N_STATE];
+  memset(aSeen, 0, sizeof(aSeen));
+  while( *z ){
+    char zTok[16];
+    int m = 0, iFound = -1;
+    while( *z==',' || *z==' ' || *z=='\t' ) z++;
+    if( *z==0 ) break;
+    while( *z && *z!=',' && *z!=' ' && *z!='\t' ){
+      if( m<(int)sizeof(zTok)-1 ) zTok[m++] = *z;
+      z++;
+    }
+    zTok[m] = 0;
+    if( strcmp(zTok, "*")==0 ){
+      for(i=0; i<N_STATE; i++){
+        if( !aSeen[i] ){ aSeen[i] = 1; aPick[n++] = i; }
+      }
+      continue;
+    }
+    for(i=0; i<N_STATE; i++){
+      char *zEnd = 0;
+      long v;
+      if( strcasecmp(zTok, aState[i].zUsps)==0 ){ iFound = i; break; }
+      v = strtol(zTok, &zEnd, 10);
+      if( m>0 && m<=2 && zEnd && *zEnd==0 && v==aState[i].iFips ){
+        iFound = i; break;
+      }
+    }
+    if( iFound<0 ){
+      *pzErr = sqlite3_mprintf("fetch_tracts: unknown state '%s' (USPS codes "
+                               "like RI, FIPS codes like 44, or '*' for all)",
+                               zTok);
+      return -1;
+    }
+    if( !aSeen[iFound] ){ aSeen[iFound] = 1; aPick[n++] = iFound; }
+  }
+  if( n==0 ){
+    *pzErr = sqlite3_mprintf("fetch_tracts: no states given (USPS codes like "
+                             "RI, FIPS codes like 44, or '*' for all)");
+    return -1;
+  }
+  return n;
+}
+
+/* Options: refresh, offline, strict. 0, or 1 with *pzErr. */
+static int parseOptions(const char *z, int *pbRefresh, int *pbOffline,
+                        int *pbStrict, char **pzErr){
+  while( z && *z ){
+    char zTok[32];
+    int m = 0;
+    while( *z==',' || *z==' ' ) z++;
+    if( *z==0 ) break;
+    while( *z && *z!=',' && *z!=' ' ){
+      if( m<(int)sizeof(zTok)-1 ) zTok[m++] = *z;
+      z++;
+    }
+    zTok[m] = 0;
+    if( strcmp(zTok, "refresh")==0 ) *pbRefresh = 1;
+    else if( strcmp(zTok, "offline")==0 ) *pbOffline = 1;
+    else if( strcmp(zTok, "strict")==0 ) *pbStrict = 1;
+    else{
+      *pzErr = sqlite3_mprintf("fetch_tracts: unknown option '%s' (known: "
+                               "refresh, offline, strict)", zTok);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void curlInitOnce(void){
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Remove temporary files (.part) older than a day from a cache directory:
+** what a killed process left. Others' recent ones are theirs. */
+static void sweepOldParts(const char *zDir){
+  DIR *d = opendir(zDir);
+  struct dirent *e;
+  time_t tNow = time(0);
+  if( d==0 ) return;
+  while( (e = readdir(d))!=0 ){
+    size_t n = strlen(e->d_name);
+    char zPath[4200];
+    struct stat st;
+    if( n<5 || strcmp(e->d_name+n-5, ".part")!=0 ) continue;
+    if( snprintf(zPath, sizeof(zPath), "%s/%s", zDir, e->d_name)
+        >=(int)sizeof(zPath) ) continue;
+    if( stat(zPath, &st)==0 && tNow - st.st_mtime > 86400 ) unlink(zPath);
+  }
+  closedir(d);
+}
+
+/* What tracts_files says state zFips was loaded from, if its rows are all
+** still in the tracts table: the sha256 into zSha, the row count. */
+static void loadedFrom(sqlite3 *db, const char *zFips, char *zSha, int *pnRow){
+  sqlite3_stmt *pStmt = 0;
+  zSha[0] = 0;
+  *pnRow = 0;
+  if( sqlite3_prepare_v2(db, "SELECT f.sha256, f.tracts, (SELECT count(*) "
+        "FROM main.tracts WHERE STATEFP=?1) FROM main.tracts_files f WHERE "
+        "f.layer='tracts' AND f.state=?1", -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, zFips, -1, SQLITE_STATIC);
+    if( sqlite3_step(pStmt)==SQLITE_ROW && sqlite3_column_text(pStmt, 0)
+     && sqlite3_column_int(pStmt, 1)==sqlite3_column_int(pStmt, 2)
+     && sqlite3_column_bytes(pStmt, 0)==64 ){
+      memcpy(zSha, sqlite3_column_text(pStmt, 0), 65);
+      *pnRow = sqlite3_column_int(pStmt, 1);
+    }
+  }
+  sqlite3_finalize(pStmt);
+}
+
+/* Set up the jobs of p for the states aPick[0..n-1]. */
+static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
+                      const char *zBase, const char *zDir){
+  int i;
+  p->aJob = sqlite3_malloc64(sizeof(FetchJob)*(sqlite3_uint64)n);
+  if( p->aJob==0 ) return SQLITE_NOMEM;
+  memset(p->aJob, 0, sizeof(FetchJob)*(size_t)n);
+  p->nJob = n;
+  for(i=0; i<n; i++){
+    FetchJob *j = &p->aJob[i];
+    j->pF = p;
+    j->fd = -1;
+    j->iFips = aState[aPick[i]].iFips;
+    j->zUsps = aState[aPick[i]].zUsps;
+    j->zUrl = sqlite3_mprintf("%sGENZ%d/shp/cb_%d_%02d_tract_500k.zip", zBase,
+                              year, year, j->iFips);
+    if( j->zUrl==0 ) return SQLITE_NOMEM;
+    j->zCache = cachePath(zDir, j->zUrl);
+    if( j->zCache==0 ) return SQLITE_NOMEM;
+    if( !p->bRefresh ){
+      char zFips[3];
+      snprintf(zFips, sizeof(zFips), "%02d", j->iFips);
+      loadedFrom(p->pConn->db, zFips, j->zLoadedSha, &j->nLoadedRows);
+    }
+    if( !p->bRefresh && metaRead(j->zCache, &j->old)==0 ){
+      j->bCached = 1;
+      j->bRevalidate = j->old.zEtag[0] || j->old.zLastMod[0];
+    }else if( !p->bRefresh && access(j->zCache, R_OK)==0 ){
+      j->bCached = 1;      /* a copy without metadata: used when offline */
+      if( !p->bOffline ) j->bCached = 0;
+    }
+    if( i==0 || strcmp(j->zCache, p->aJob[0].zCache)!=0 ){
+      char *zSlash = strrchr(j->zCache, '/');
+      if( zSlash ){
+        *zSlash = 0;
+        sweepOldParts(j->zCache);
+        *zSlash = '/';
+      }
+    }
+  }
+  return SQLITE_OK;
+}
+
+static void fetchFree(Fetch *p){
+  int i;
+  for(i=0; i<p->nJob; i++){
+    FetchJob *j = &p->aJob[i];
+    jobStopAll(p, j);
+    jobCloseTmp(j, 1);
+    sqlite3_free(j->zUrl);
+    sqlite3_free(j->zCache);
+    sqlite3_free(j->zLoadErr);
+  }
+  sqlite3_free(p->aJob);
+  if( p->pMulti ) curl_multi_cleanup(p->pMulti);
+  sqlite3_free(p->zUserAgent);
+  pthread_mutex_destroy(&p->mu);
+}
+
+/* Run the fetch: the download thread feeds the loader; this thread writes
+** what it loads. Returns SQLITE_OK, SQLITE_NOMEM or SQLITE_INTERRUPT. */
+static int fetchRun(Fetch *p){
+  sqlite3 *db = p->pConn->db;
+  int rc = SQLITE_OK;
+  p->t0 = nowSeconds();
+  p->pLoad = trLoadNew(p->pConn, trLayerFind("tracts"), "fetch_tracts");
+  if( p->pLoad==0 ) return SQLITE_ERROR;
+  p->pMulti = curl_multi_init();
+  if( p->pMulti==0 ){ trLoadFree(p->pLoad); p->pLoad = 0; return SQLITE_NOMEM; }
+  curl_multi_setopt(p->pMulti, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)p->nConn);
+  curl_multi_setopt(p->pMulti, CURLMOPT_MAX_HOST_CONNECTIONS, (long)p->nConn);
+  curl_multi_setopt(p->pMulti, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
+  trMonitorMark(p->pConn, "fetch_tracts");
+  if( pthread_create(&p->tid, 0, fetchThread, p) ){
+    trLoadFree(p->pLoad);
+    p->pLoad = 0;
+    return SQLITE_ERROR;
+  }
+  p->bThread = 1;
+  for(;;){
+    TrLoadRow row;
+    void *pTag = 0;
+    int rcStep = trLoadStep(p->pLoad, 100, &row, &pTag);
+    if( rcStep==SQLITE_ROW ){
+      FetchJob *j = (FetchJob*)pTag;
+      j->bLoaded = 1;
+      j->nTract = row.nTract;
+      j->zLoadErr = row.zError;
+      row.zError = 0;
+      j->t1 = nowSeconds();
+    }
+    sqlite3_free(row.zFile);
+    sqlite3_free(row.zState);
+    sqlite3_free(row.zError);
+    if( rcStep==SQLITE_DONE ) break;
+    if( rcStep==SQLITE_BUSY && !trInterrupted(db) ) continue;
+    if( rcStep==SQLITE_ROW && !trInterrupted(db) ) continue;
+    rc = rcStep==SQLITE_NOMEM ? SQLITE_NOMEM : SQLITE_INTERRUPT;
+    __atomic_store_n(&p->bAbort, 1, __ATOMIC_RELAXED);
+    curl_multi_wakeup(p->pMulti);
+    break;
+  }
+  pthread_join(p->tid, 0);
+  p->bThread = 0;
+  trLoadFree(p->pLoad);       /* files never opened: their .part goes */
+  p->pLoad = 0;
+  trLookupWatch(p->pConn);
+  return rc;
+}
+
+static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                    int argc, sqlite3_value **argv){
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  FtCursor *c = (FtCursor*)cur;
+  TrVtab *pTab = (TrVtab*)cur->pVtab;
+  TractsConn *pConn = pTab->pConn;
+  const char *zStates, *zOpts = 0;
+  int aPick[N_STATE];
+  int nPick, year, iArg = 0, i, rc, bStrict = 0, nFailed = 0;
+  char *zBase = 0, *zDir = 0;
+  Fetch f;
+  (void)idxStr; (void)argc;
+  ftRowsFree(c);
+  sqlite3_free(pTab->base.zErrMsg);
+  pTab->base.zErrMsg = 0;
+  if( (idxNum & 1)==0 ){
+    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: needs the states "
+                                         "argument, e.g. fetch_tracts('RI')");
+    return SQLITE_ERROR;
+  }
+  zStates = (const char*)sqlite3_value_text(argv[iArg++]);
+  if( zStates==0 ){
+    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: the states argument "
+                                         "is NULL");
+    return SQLITE_ERROR;
+  }
+  nPick = parseStates(zStates, aPick, &pTab->base.zErrMsg);
+  if( nPick<0 ) return SQLITE_ERROR;
+  year = (int)trConfigInt(pConn, TR_SET_YEAR);
+  if( idxNum & 2 ){
+    sqlite3_value *v = argv[iArg++];
+    const char *z = (const char*)sqlite3_value_text(v);
+    char *zEnd = 0;
+    long y = z ? strtol(z, &zEnd, 10) : 0;
+    if( sqlite3_value_type(v)!=SQLITE_NULL ){
+      if( z==0 || zEnd==z || *zEnd || y<1990 || y>2100
+       || sqlite3_value_type(v)==SQLITE_FLOAT ){
+        pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: year must be an "
+            "integer from 1990 to 2100, got '%s'", z ? z : "");
+        return SQLITE_ERROR;
+      }
+      year = (int)y;
+    }
+  }
+  memset(&f, 0, sizeof(f));
+  if( idxNum & 4 ) zOpts = (const char*)sqlite3_value_text(argv[iArg++]);
+  if( parseOptions(zOpts, &f.bRefresh, &f.bOffline, &bStrict,
+                   &pTab->base.zErrMsg) ){
+    return SQLITE_ERROR;
+  }
+  zBase = trConfigText(pConn, TR_SET_BASE_URL);
+  zDir = trCacheDir(pConn);
+  if( zBase==0 ){
+    sqlite3_free(zDir);
+    return SQLITE_NOMEM;
+  }
+  if( zDir==0 ){
+    sqlite3_free(zBase);
+    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: no cache directory: "
+        "set tracts_config('cache_dir', ...) or TRACTS_CACHE_DIR");
+    return SQLITE_ERROR;
+  }
+  rc = makeDirs(zDir, 0);
+  if( rc ){
+    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: cannot create cache "
+        "directory '%s': %s", zDir, strerror(rc));
+    sqlite3_free(zBase);
+    sqlite3_free(zDir);
+    return SQLITE_ERROR;
+  }
+  pthread_once(&once, curlInitOnce);
+  f.pConn = pConn;
+  pthread_mutex_init(&f.mu, 0);
+  f.zUserAgent = trConfigText(pConn, TR_SET_USER_AGENT);
+  f.nConn = (int)trConfigInt(pConn, TR_SET_CONNECTIONS);
+  f.nRetryMax = (int)trConfigInt(pConn, TR_SET_RETRIES);
+  f.msWait = (int)trConfigInt(pConn, TR_SET_RETRY_WAIT);
+  f.sWaitMax = (int)trConfigInt(pConn, TR_SET_RETRY_MAX);
+  f.sConnect = (int)trConfigInt(pConn, TR_SET_CONNECT_TIMEOUT);
+  f.sLowSpeed = (int)trConfigInt(pConn, TR_SET_LOW_SPEED);
+  f.nSplit = trConfigInt(pConn, TR_SET_SPLIT_KB)*1024;
+  f.bOffline |= (int)trConfigInt(pConn, TR_SET_OFFLINE);
+  i = (int)trConfigInt(pConn, TR_SET_PROGRESS);
+  f.bProgress = i>0 || (i==0 && isatty(2));
+  f.rng = ((uint64_t)time(0) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&f;
+  if( f.rng==0 ) f.rng = 1;
+  rc = f.zUserAgent ? fetchSetup(&f, aPick, nPick, year, zBase, zDir)
+                    : SQLITE_NOMEM;
+  sqlite3_free(zBase);
+  sqlite3_free(zDir);
+  if( rc==SQLITE_OK ) rc = fetchRun(&f);
+  if( rc==SQLITE_OK ){
+    c->aRow = sqlite3_malloc64(sizeof(FtRow)*(sqlite3_uint64)f.nJob);
+    if( c->aRow==0 ) rc = SQLITE_NOMEM;
+  }
+  if( rc==SQLITE_OK ){
+    sqlite3_str *pFail = sqlite3_str_new(0);
+    memset(c->aRow, 0, sizeof(FtRow)*(size_t)f.nJob);
+    c->nRow = f.nJob;
+    for(i=0; i<f.nJob; i++){
+      FetchJob *j = &f.aJob[i];
+      FtRow *r = &c->aRow[i];
+      memcpy(r->zUsps, j->zUsps, 3);
+      snprintf(r->zFips, sizeof(r->zFips), "%02d", j->iFips);
+      r->zUrl = j->zUrl;
+      j->zUrl = 0;
+      r->status = j->status;
+      r->bFromCache = j->bFromCache;
+      r->nRequest = j->nRequest;
+      r->nTract = j->bLoaded ? j->nTract : 0;
+      r->rSeconds = (j->t1>0 ? j->t1 : nowSeconds()) - (j->t0>0 ? j->t0 : f.t0);
+      if( j->bFromCache ){
+        struct stat st;
+        r->nBytes = stat(j->zCache, &st)==0 ? (int64_t)st.st_size : -1;
+      }else{
+        r->nBytes = j->nSize;
+      }
+      if( j->zLoadErr ){
+        r->zError = j->zErr[0]
+          ? sqlite3_mprintf("%s (%s)", j->zLoadErr, j->zErr)
+          : sqlite3_mprintf("%s", j->zLoadErr);
+      }else if( j->eState==J_FAILED || !j->bLoaded ){
+        r->zError = sqlite3_mprintf("%s", j->zErr[0] ? j->zErr : "not loaded");
+      }
+      if( r->zError ){
+        nFailed++;
+        if( nFailed<=3 ) sqlite3_str_appendf(pFail, "; %s: %s", r->zUsps, r->zError);
+      }
+    }
+    if( bStrict && nFailed ){
+      char *z = sqlite3_str_finish(pFail);
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: %d of %d states "
+          "failed (strict)%s", nFailed, f.nJob, z ? z : "");
+      sqlite3_free(z);
+      rc = SQLITE_ERROR;
+    }else{
+      sqlite3_free(sqlite3_str_finish(pFail));
+    }
+  }else if( rc==SQLITE_INTERRUPT ){
+    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: interrupted");
+  }else if( rc==SQLITE_ERROR ){
+    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: cannot start a thread");
+  }
+  fetchFree(&f);
+  return rc;
+}
+
+static int ftNext(sqlite3_vtab_cursor *cur){
+  ((FtCursor*)cur)->iRow++;
+  return SQLITE_OK;
+}
+
+static int ftEof(sqlite3_vtab_cursor *cur){
+  FtCursor *c = (FtCursor*)cur;
+  return c->iRow>=c->nRow;
+}
+
+static int ftColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
+  FtCursor *c = (FtCursor*)cur;
+  const FtRow *r = &c->aRow[c->iRow];
+  switch( i ){
+    case FT_STATE: sqlite3_result_text(ctx, r->zUsps, -1, SQLITE_TRANSIENT); break;
+    case FT_FIPS:  sqlite3_result_text(ctx, r->zFips, -1, SQLITE_TRANSIENT); break;
+    case FT_URL:   sqlite3_result_text(ctx, r->zUrl, -1, SQLITE_TRANSIENT); break;
+    case FT_STATUS: if( r->status ) sqlite3_result_int(ctx, r->status); break;
+    case FT_BYTES: if( r->nBytes>=0 ) sqlite3_result_int64(ctx, r->nBytes); break;
+    case FT_FROM_CACHE: sqlite3_result_int(ctx, r->bFromCache); break;
+    case FT_REQUESTS: sqlite3_result_int(ctx, r->nRequest); break;
+    case FT_SECONDS: sqlite3_result_double(ctx, r->rSeconds); break;
+    case FT_TRACTS: sqlite3_result_int(ctx, r->nTract); break;
+    case FT_ERROR:
+      if( r->zError ) sqlite3_result_text(ctx, r->zError, -1, SQLITE_TRANSIENT);
+      break;
+  }
+  return SQLITE_OK;
+}
+
+static int ftRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  *pRowid = ((FtCursor*)cur)->iRow + 1;
+  return SQLITE_OK;
+}
+
+/* The hidden arguments: states (required), year, options. */
+static int ftBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p){
+  (void)pVtab;
+  return trArgsBestIndex(p, FT_ARG_STATES, 3);
+}
+
+static sqlite3_module ftModule = {
+  0, 0, ftConnect, ftBestIndex, trVtabFree, 0, ftOpen, ftClose, ftFilter,
+  ftNext, ftEof, ftColumn, ftRowid, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
+/* ---- tracts_cache: the cache, listed and pruned ------------------------ */
+
+#define TC_URL      0
+#define TC_PATH     1
+#define TC_BYTES    2
+#define TC_SHA256   3
+#define TC_FETCHED  4
+#define TC_ETAG     5
+#define TC_LASTMOD  6
+#define TC_SCHEMA "CREATE TABLE x(url TEXT, path TEXT, bytes INTEGER, " \
+  "sha256 TEXT, fetched_at TEXT, etag TEXT, last_modified TEXT)"
+
+typedef struct TcEntry TcEntry;
+struct TcEntry {
+  char *zPath;
+  CacheMeta m;
+  int bMeta;
+  int64_t nBytes;
+};
+
+typedef struct TcVtab TcVtab;
+struct TcVtab {
+  sqlite3_vtab base;       /* a TrVtab */
+  TractsConn *pConn;
+  TcEntry *a;              /* the last listing, for DELETE */
+  int n;
+};
+
+typedef struct TcCursor TcCursor;
+struct TcCursor {
+  sqlite3_vtab_cursor base;
+  int i;
+};
+
+static void tcListFree(TcVtab *p){
+  int i;
+  for(i=0; i<p->n; i++) sqlite3_free(p->a[i].zPath);
+  sqlite3_free(p->a);
+  p->a = 0;
+  p->n = 0;
+}
+
+/* nftw has no user pointer: the listing being built, per thread. */
+static _Thread_local TcVtab *tcBuilding;
+static _Thread_local int tcAlloc, tcOom;
+
+static int tcVisit(const char *zPath, const struct stat *st, int type,
+                   struct FTW *ftw){
+  TcVtab *p = tcBuilding;
+  size_t n = strlen(zPath);
+  TcEntry *e;
+  (void)ftw;
+  if( type!=FTW_F || n<4 || strcmp(zPath+n-4, ".zip")!=0 ) return 0;
+  if( p->n>=tcAlloc ){
+    int nNew = tcAlloc*2 + 16;
+    TcEntry *a = sqlite3_realloc64(p->a, sizeof(TcEntry)*(sqlite3_uint64)nNew);
+    if( a==0 ){ tcOom = 1; return 1; }
+    p->a = a;
+    tcAlloc = nNew;
+  }
+  e = &p->a[p->n];
+  memset(e, 0, sizeof(*e));
+  e->zPath = sqlite3_mprintf("%s", zPath);
+  if( e->zPath==0 ){ tcOom = 1; return 1; }
+  e->bMeta = metaRead(zPath, &e->m)==0;
+  e->nBytes = st->st_size;
+  p->n++;
+  return 0;
+}
+
+static int tcCmp(const void *a, const void *b){
+  return strcmp(((const TcEntry*)a)->zPath, ((const TcEntry*)b)->zPath);
+}
+
+static int tcConnect(sqlite3 *db, void *pAux, int argc,
+                     const char *const *argv, sqlite3_vtab **ppVtab,
+                     char **pzErr){
+  (void)argc; (void)argv; (void)pzErr;
+  return trVtabConnect(db, pAux, TC_SCHEMA, sizeof(TcVtab), 1, ppVtab);
+}
+
+static int tcDisconnect(sqlite3_vtab *pVtab){
+  tcListFree((TcVtab*)pVtab);
+  return trVtabFree(pVtab);
+}
+
+static int tcOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
+  (void)pVtab;
+  return trCursorNew(sizeof(TcCursor), ppCur);
+}
+
+static int tcClose(sqlite3_vtab_cursor *cur){
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+static int tcFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                    int argc, sqlite3_value **argv){
+  TcCursor *c = (TcCursor*)cur;
+  TcVtab *p = (TcVtab*)cur->pVtab;
+  char *zDir = trCacheDir(p->pConn);
+  struct stat st;
+  (void)idxNum; (void)idxStr; (void)argc; (void)argv;
+  tcListFree(p);
+  c->i = 0;
+  if( zDir && stat(zDir, &st)==0 && S_ISDIR(st.st_mode) ){
+    tcBuilding = p;
+    tcAlloc = 0;
+    tcOom = 0;
+    nftw(zDir, tcVisit, 16, FTW_PHYS);
+    tcBuilding = 0;
+    if( p->n>1 ) qsort(p->a, (size_t)p->n, sizeof(TcEntry), tcCmp);
+  }
+  sqlite3_free(zDir);
+  return tcOom ? SQLITE_NOMEM : SQLITE_OK;
+}
+
+static int tcNext(sqlite3_vtab_cursor *cur){
+  ((TcCursor*)cur)->i++;
+  return SQLITE_OK;
+}
+
+static int tcEof(sqlite3_vtab_cursor *cur){
+  TcCursor *c = (TcCursor*)cur;
+  return c->i >= ((TcVtab*)cur->pVtab)->n;
+}
+
+static void resultTextOrNull(sqlite3_context *ctx, int bHave, const char *z){
+  if( bHave && z[0] ) sqlite3_result_text(ctx, z, -1, SQLITE_TRANSIENT);
+}
+
+static int tcColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
+  TcCursor *c = (TcCursor*)cur;
+  const TcEntry *e = &((TcVtab*)cur->pVtab)->a[c->i];
+  switch( i ){
+    case TC_URL:     resultTextOrNull(ctx, e->bMeta, e->m.zUrl); break;
+    case TC_PATH:    sqlite3_result_text(ctx, e->zPath, -1, SQLITE_TRANSIENT); break;
+    case TC_BYTES:   sqlite3_result_int64(ctx, e->nBytes); break;
+    case TC_SHA256:  resultTextOrNull(ctx, e->bMeta, e->m.zSha256); break;
+    case TC_FETCHED: resultTextOrNull(ctx, e->bMeta, e->m.zFetched); break;
+    case TC_ETAG:    resultTextOrNull(ctx, e->bMeta, e->m.zEtag); break;
+    case TC_LASTMOD: resultTextOrNull(ctx, e->bMeta, e->m.zLastMod); break;
+  }
+  return SQLITE_OK;
+}
+
+static int tcRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  *pRowid = ((TcCursor*)cur)->i;
+  return SQLITE_OK;
+}
+
+static int tcBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p){
+  (void)pVtab;
+  p->estimatedCost = 100.0;
+  p->estimatedRows = 100;
+  return SQLITE_OK;
+}
+
+/* DELETE removes the file and its .meta; nothing else may change. */
+static int tcUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
+                    sqlite3_int64 *pRowid){
+  TcVtab *p = (TcVtab*)pVtab;
+  sqlite3_int64 i;
+  char zMeta[4200];
+  (void)pRowid;
+  sqlite3_free(pVtab->zErrMsg);
+  pVtab->zErrMsg = 0;
+  if( argc!=1 ){
+    pVtab->zErrMsg = sqlite3_mprintf("tracts_cache: only DELETE is "
+                                     "supported (fetch_tracts fills the cache)");
+    return SQLITE_ERROR;
+  }
+  i = sqlite3_value_int64(argv[0]);
+  if( i<0 || i>=p->n ) return SQLITE_OK;
+  if( unlink(p->a[i].zPath) && errno!=ENOENT ){
+    pVtab->zErrMsg = sqlite3_mprintf("tracts_cache: cannot delete '%s': %s",
+                                     p->a[i].zPath, strerror(errno));
+    return SQLITE_ERROR;
+  }
+  snprintf(zMeta, sizeof(zMeta), "%s.meta", p->a[i].zPath);
+  unlink(zMeta);
+  return SQLITE_OK;
+}
+
+static sqlite3_module tcModule = {
+  0, 0, tcConnect, tcBestIndex, tcDisconnect, 0, tcOpen, tcClose, tcFilter,
+  tcNext, tcEof, tcColumn, tcRowid, tcUpdate, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
+int trFetchRegister(sqlite3 *db, TractsConn *pConn){
+  int rc;
+  pConn->nRef++;
+  rc = sqlite3_create_module_v2(db, "fetch_tracts", &ftModule, pConn,
+                                trConnUnref);
+  if( rc ) return rc;
+  pConn->nRef++;
+  return sqlite3_create_module_v2(db, "tracts_cache", &tcModule, pConn,
+                                  trConnUnref);
+}
