@@ -32,7 +32,8 @@ DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \
              libcurl4-openssl-dev
 DEB_TEST  := python3 python3-shapely python3-gdal libsqlite3-mod-spatialite \
              gdal-bin clang valgrind
-DEB_BENCH := python3-geopandas
+DEB_BENCH := python3-geopandas postgresql-15 postgresql-15-postgis-3 \
+             python3-psycopg2
 
 .PHONY: all deps deps-test deps-bench test test-plain asan-test fuzz demo bench install clean tools
 

@@ -29,6 +29,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+from common import tree_mem  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B = os.path.join(ROOT, "build")
 D = os.path.join(B, "bench")
@@ -46,22 +49,7 @@ def run(cmd, **kw):
 
 def pss_tree(pid):
     """Summed PSS (bytes) of pid and its descendants."""
-    total = 0
-    stack = [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-            for t in os.listdir("/proc/%d/task" % p):
-                with open("/proc/%d/task/%s/children" % (p, t)) as f:
-                    stack += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return total
+    return tree_mem([pid])[1] * 1024
 
 
 MARK = os.path.join(D, "sampling.mark")
@@ -366,6 +354,9 @@ def peers_section(a, say, db, pts, n, timer):
             ("SpatiaLite ST_Within with its R*Tree (100k points)",
              ["/usr/bin/python3", "bench/peers/spatialite_within.py",
               "--tracts-db", db, "--limit", "100000"], 100000),
+            ("PostGIS 3.3 ST_Within, 2 parallel workers (COPY in and out; tracts load + GIST counted)",
+             ["/usr/bin/python3", "bench/peers/postgis_within.py",
+              "--tracts-db", db, "--workers", "2"], n),
             ("plain GEOS C: STRtree + prepared polygons, 1 process",
              [os.path.join(B, "geos_baseline"), "--tracts-db", db, "--workers", "1"], n),
             ("plain GEOS C: STRtree + prepared polygons, 2 processes",

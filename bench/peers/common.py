@@ -3,6 +3,7 @@ its answers, so methods can be compared (see compare.py for details)."""
 import hashlib
 import os
 import sqlite3
+import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,3 +26,44 @@ def answers(out_db):
         n += 1
     con.close()
     return h.hexdigest(), n
+
+
+def tree_mem(roots):
+    """Summed Rss and Pss (kB) of the pids in roots and their descendants."""
+    rss = pss = 0
+    stack = list(roots)
+    while stack:
+        p = stack.pop()
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+            for t in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, t)) as f:
+                    stack += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return rss, pss
+
+
+class Sampler(threading.Thread):
+    """Peak of the summed Rss/Pss (kB) of the given roots and their descendants."""
+
+    def __init__(self, roots, period):
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.period = period
+        self.stop = threading.Event()
+        self.peak_rss = self.peak_pss = 0
+
+    def sample(self):
+        rss, pss = tree_mem(self.roots)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+
+    def run(self):
+        while not self.stop.wait(self.period):
+            self.sample()

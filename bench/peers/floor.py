@@ -30,7 +30,6 @@ T0 = time.monotonic()
 
 import argparse
 import json
-import os
 import resource
 import sqlite3
 

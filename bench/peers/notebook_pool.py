@@ -50,10 +50,9 @@ import json
 import os
 import resource
 import sqlite3
-import threading
 import warnings
 
-from common import ROOT, answers, fresh
+from common import ROOT, Sampler, answers, fresh
 
 import geopandas as gpd
 import pandas as pd
@@ -81,49 +80,6 @@ def tracts_from_coords(zip_path, points_db, max_id, notebook_crs):
     return pd.DataFrame(df[["id", "GEOID"]]), time.monotonic() - t
 
 
-class Sampler(threading.Thread):
-    """Peak of the summed Rss/Pss (kB) of this process and its children."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.stop = threading.Event()
-        self.peak_rss = self.peak_pss = 0
-
-    @staticmethod
-    def pids():
-        me = os.getpid()
-        out = [me]
-        for d in os.listdir("/proc"):
-            if d.isdigit():
-                try:
-                    with open("/proc/%s/stat" % d) as f:
-                        s = f.read()
-                    if int(s[s.rindex(")") + 2:].split()[1]) == me:
-                        out.append(int(d))
-                except (OSError, ValueError):
-                    pass
-        return out
-
-    def sample(self):
-        rss = pss = 0
-        for p in self.pids():
-            try:
-                with open("/proc/%d/smaps_rollup" % p) as f:
-                    for line in f:
-                        if line.startswith("Rss:"):
-                            rss += int(line.split()[1])
-                        elif line.startswith("Pss:"):
-                            pss += int(line.split()[1])
-            except OSError:
-                pass
-        self.peak_rss = max(self.peak_rss, rss)
-        self.peak_pss = max(self.peak_pss, pss)
-
-    def run(self):
-        while not self.stop.wait(0.25):
-            self.sample()
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--points-db", required=True)
@@ -135,7 +91,7 @@ def main():
                     help="also tracts.to_crs(EPSG:4326) in each task, as the notebook did")
     a = ap.parse_args()
     ph = {"startup": time.monotonic() - T0}
-    smp = Sampler()
+    smp = Sampler([os.getpid()], 0.25)
     smp.start()
 
     t = time.monotonic()
