@@ -48,7 +48,8 @@
 **
 **     tracts_config: unknown setting 'x' (known: repair, threads, ...)
 **     tracts_config: repair must be an integer from 0 to 1, got 'yes'
-**     tracts_config: base_url must be an http:// or https:// URL, got 'x'
+**     tracts_config: base_url must be an http:// or https:// URL of a
+**         directory (no query, fragment or ..), got 'x'
 **     tracts_config: user_agent must be printable text, got '...'
 */
 #include "tracts_sql.h"
@@ -119,8 +120,13 @@ static int checkText(const char *z, const TrSetting *s){
     if( *p<0x20 || *p==0x7f ) return 1;
   }
   if( s->eType==T_URL ){
+    /* a directory URL: its paths below become cache paths */
+    const char *zHost = strstr(z, "://");
     if( strncmp(z, "http://", 7)!=0 && strncmp(z, "https://", 8)!=0 ) return 1;
-    if( strchr(z, ' ') ) return 1;
+    if( zHost[3]==0 || zHost[3]=='/' ) return 1;
+    if( strpbrk(z, " ?#\\") || strstr(z, "/../") || strstr(z, "/./") ) return 1;
+    if( strlen(z)>=2 && strcmp(z+strlen(z)-2, "/.")==0 ) return 1;
+    if( strlen(z)>=3 && strcmp(z+strlen(z)-3, "/..")==0 ) return 1;
   }
   return 0;
 }
@@ -211,8 +217,8 @@ static void configFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     }else{
       if( checkText(zVal, s) ){
         resultError(ctx, sqlite3_mprintf(s->eType==T_URL
-                    ? "tracts_config: %s must be an http:// or https:// URL, "
-                      "got '%q'"
+                    ? "tracts_config: %s must be an http:// or https:// URL "
+                      "of a directory (no query, fragment or ..), got '%q'"
                     : "tracts_config: %s must be printable text, got '%q'",
                     s->zName, zVal ? zVal : ""));
         return;

@@ -109,6 +109,7 @@ static const struct { int iFips; const char *zUsps; } aState[] = {
 #define MAX_SEG      32          /* pieces one file may be split into */
 #define SPLIT_ALIGN  65536       /* piece boundaries are multiples of this */
 #define ERRMSG       512
+#define MAX_FILE     ((int64_t)4 << 30)   /* load_tracts reads at most this */
 
 static double nowSeconds(void){
   struct timespec ts;
@@ -493,6 +494,11 @@ static int bodyStart(Xfer *x, const char *z, size_t n){
     return 1;
   }
   j->nSize = nLen>=0 ? (int64_t)nLen : -1;
+  if( j->nSize>MAX_FILE ){
+    snprintf(j->zErr, sizeof(j->zErr), "the file is larger than 4 GiB "
+             "(%lld bytes): %s", (long long)j->nSize, j->zUrl);
+    return 1;
+  }
   s->iEnd = j->nSize;
   snprintf(j->zEtag, sizeof(j->zEtag), "%s", x->zEtag);
   snprintf(j->zLastMod, sizeof(j->zLastMod), "%s", x->zLastMod);
@@ -508,6 +514,11 @@ static size_t onBody(char *z, size_t sz, size_t nItem, void *pArg){
   size_t n = sz*nItem, nWrite = n, k = 0;
   if( !x->bStarted && n>0 && bodyStart(x, z, n) ) return 0;
   if( x->bDiscard ) return n;
+  if( s->iPos + (int64_t)n > MAX_FILE ){
+    snprintf(j->zErr, sizeof(j->zErr), "the file is larger than 4 GiB: %s",
+             j->zUrl);
+    return 0;
+  }
   if( s->iEnd>=0 ){
     int64_t nLeft = s->iEnd - s->iPos;
     if( (int64_t)nWrite>nLeft ){

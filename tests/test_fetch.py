@@ -214,9 +214,12 @@ def test_bad_arguments_are_clear_errors():
     expect_error(e.c, "select * from fetch_tracts('RI', 2019, 'fast')", (),
                  "fetch_tracts: unknown option 'fast' (known: refresh, "
                  "offline, strict)")
-    expect_error(e.c, "select tracts_config('base_url', 'ftp://x/')", (),
-                 "tracts_config: base_url must be an http:// or https:// URL, "
-                 "got 'ftp://x/'")
+    for bad in ("ftp://x/", "http://", "http:///x/", "http://h/a?b=1",
+                "http://h/a#f", "http://h/../etc/", "http://h/a/..", "x"):
+        expect_error(e.c, "select tracts_config('base_url', ?)", (bad,),
+                     "tracts_config: base_url must be an http:// or https:// "
+                     "URL of a directory (no query, fragment or ..), got '%s'"
+                     % bad)
     expect_error(e.c, "select tracts_config('user_agent', 'a' || char(10) || "
                  "'X-Evil: 1')", (),
                  "tracts_config: user_agent must be printable text, got "
@@ -526,6 +529,38 @@ def test_unreachable_host_is_retried_then_reported():
     eq(rows[0]["requests"], 3)
     assert rows[0]["error"].startswith("Couldn't connect to server after 2 "
                                        "retries: http://127.0.0.1:%d/" % dead), rows
+
+
+def test_absurd_content_length_is_refused():
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+    hits = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            conn.recv(65536)
+            hits.append(1)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/zip\r\n"
+                         b"Content-Length: 5000000000\r\n\r\nPK\x03\x04" + b"x" * 1000)
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    e = Env("huge")
+    e.set(base_url="http://127.0.0.1:%d/geo/tiger/" % port)
+    rows = e.fetch("RI")
+    srv.close()
+    u = rows[0]["url"]
+    eq(rows[0]["error"], "the file is larger than 4 GiB (5000000000 bytes): %s" % u)
+    eq((rows[0]["requests"], len(hits)), (1, 1), "not retried")
+    e.check([], ["44"])
 
 
 def test_large_files_split_into_parallel_ranges():
