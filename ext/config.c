@@ -38,6 +38,9 @@
 **     split_kb  smallest piece a file is split into for parallel Range
 **              requests when connections are idle; 0: never split (1024)
 **     progress  -1 never, 0 (default) when stderr is a terminal, 1 always
+**     persist_index  1 (default): tract_of and tracts_assign save the index
+**              they build in the table tracts_index, so later connections
+**              read it instead of building it; 0: never write it
 **
 **   A setting's default can be overridden for every connection of a
 **   process by the environment variable TRACTS_<NAME> (TRACTS_REPAIR,
@@ -97,6 +100,8 @@ static const TrSetting aSetting[TR_N_SETTING] = {
                        T_INT, 30, 1, 3600, 0 },
   [TR_SET_SPLIT_KB]= { "split_kb", "TRACTS_SPLIT_KB", T_INT, 1024, 0, 1<<20, 0 },
   [TR_SET_PROGRESS]= { "progress", "TRACTS_PROGRESS", T_INT, 0, -1, 1, 0 },
+  [TR_SET_PERSIST_INDEX]={ "persist_index", "TRACTS_PERSIST_INDEX", T_INT,
+                       1, 0, 1, 0 },
 };
 
 /* Parse z as an integer in [iMin, iMax]; 0 on success. */

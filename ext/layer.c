@@ -109,6 +109,9 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
     "PRIMARY KEY(layer, state));"
     "CREATE TABLE IF NOT EXISTS main.tracts_layers(layer TEXT PRIMARY KEY, "
     "generation INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS main.tracts_index(layer TEXT NOT NULL, "
+    "part TEXT NOT NULL, generation INTEGER NOT NULL, data BLOB NOT NULL, "
+    "PRIMARY KEY(layer, part));"
     "INSERT OR IGNORE INTO main.tracts_layers VALUES(%Q, abs(random()/2));",
     p->zTable, p->zGroup, p->zTable, p->zGroup, p->zTable, p->zName);
   {

@@ -177,6 +177,220 @@ static int feedRing(void *pCtx, int nPt, const unsigned char *aXY){
   return pipBuilderRing(f->pB, f->iPoly, nPt, aXY);
 }
 
+/* ---- the index kept in the database (tracts_index) ---------------------
+**
+** A built index is saved as rows of main.tracts_index (layer, part,
+** generation, data): a header of 64-bit words, then the keys, their
+** offsets and the four arrays of the PipIndex, each one blob in host
+** byte order. A connection that finds the parts at the layer's current
+** generation reads them (incremental blob I/O, straight into the arrays)
+** instead of building; pipAdopt checks them first, so a damaged or forged
+** row means a rebuild, never a bad read. */
+
+#define IDX_MAGIC  0x5452504958303031ULL     /* "TRPIX001" */
+#define IDX_ORDER  0x0102030405060708ULL
+#define IDX_NHDR   14         /* words of the header; the last: checksum */
+
+/* A checksum of the parts (accidental damage; pipAdopt guards against the
+** rest): 64-bit FNV-1a over little-endian 8-byte words, the tail padded
+** with zeros, chained from part to part. */
+static sqlite3_uint64 idxHash(sqlite3_uint64 h, const void *pData, size_t n){
+  const unsigned char *a = (const unsigned char*)pData;
+  size_t i;
+  for(i=0; i+8<=n; i+=8){
+    sqlite3_uint64 w;
+    memcpy(&w, a+i, 8);
+    h = (h ^ w) * 0x100000001b3ULL;
+  }
+  if( i<n ){
+    sqlite3_uint64 w = 0;
+    memcpy(&w, a+i, n-i);
+    h = (h ^ w) * 0x100000001b3ULL;
+  }
+  return h;
+}
+#define IDX_HASH0 0xcbf29ce484222325ULL
+
+static const char *const azIdxPart[6] = {
+  "keys", "keyoff", "v", "node", "cell", "leaf"
+};
+
+/* Read part zPart at generation iGen into a new buffer of exactly nByte
+** bytes. 0 on success. */
+static int idxReadPart(sqlite3 *db, const char *zPart, sqlite3_int64 iGen,
+                       size_t nByte, void **pp){
+  sqlite3_stmt *pStmt = 0;
+  sqlite3_blob *pBlob = 0;
+  sqlite3_int64 iRow = -1;
+  unsigned char *a;
+  size_t nDone = 0;
+  int rc = 1;
+  *pp = 0;
+  if( sqlite3_prepare_v2(db, "SELECT rowid, length(data) FROM main.tracts_index"
+        " WHERE layer='tracts' AND part=?1 AND generation=?2", -1, &pStmt,
+        0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, zPart, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(pStmt, 2, iGen);
+    if( sqlite3_step(pStmt)==SQLITE_ROW
+     && (sqlite3_uint64)sqlite3_column_int64(pStmt, 1)==(sqlite3_uint64)nByte ){
+      iRow = sqlite3_column_int64(pStmt, 0);
+    }
+  }
+  sqlite3_finalize(pStmt);
+  if( iRow<0 ) return 1;
+  a = malloc(nByte ? nByte : 1);
+  if( a==0 ) return 1;
+  if( nByte==0 ){ *pp = a; return 0; }
+  if( sqlite3_blob_open(db, "main", "tracts_index", "data", iRow, 0, &pBlob)
+      ==SQLITE_OK ){
+    rc = 0;
+    while( rc==0 && nDone<nByte ){
+      size_t n = nByte - nDone;
+      if( n>((size_t)1<<30) ) n = (size_t)1<<30;
+      rc = sqlite3_blob_read(pBlob, a+nDone, (int)n, (int)nDone)!=SQLITE_OK;
+      nDone += n;
+    }
+  }
+  sqlite3_blob_close(pBlob);
+  if( rc ){ free(a); return 1; }
+  *pp = a;
+  return 0;
+}
+
+/* Load the saved index of generation p->iGen into p. 0 if it was there
+** and passed the checks. */
+static int idxRead(TractsConn *pConn, TrLookup *p){
+  sqlite3 *db = pConn->db;
+  sqlite3_uint64 *h = 0;
+  void *ap[6] = {0, 0, 0, 0, 0, 0};
+  size_t an[6];
+  PipArrays arr;
+  PipIndex *pIdx;
+  uint32_t i, nPoly;
+  int k;
+  if( idxReadPart(db, "header", p->iGen, IDX_NHDR*8, (void**)&h) ) return 1;
+  if( h[0]!=IDX_MAGIC || h[1]!=IDX_ORDER || h[2]!=PIP_NODE_BYTES
+   || h[4]>0xffffffffu || h[5]>((sqlite3_uint64)1<<32) || h[6]>(1u<<30)
+   || h[7]>(1u<<30) || h[8]>(1u<<30) || h[12]>0xffffffffu || h[12]==0 ){
+    free(h);
+    return 1;
+  }
+  nPoly = (uint32_t)h[4];
+  an[0] = (size_t)h[12];           an[1] = (size_t)nPoly*4;
+  an[2] = (size_t)h[5]*8;          an[3] = (size_t)h[6]*PIP_NODE_BYTES;
+  an[4] = (size_t)h[7]*4;          an[5] = (size_t)h[8]*4;
+  for(k=0; k<6; k++){
+    if( idxReadPart(db, azIdxPart[k], p->iGen, an[k], &ap[k]) ) break;
+  }
+  if( k==6 ){
+    sqlite3_uint64 x = IDX_HASH0;
+    for(k=0; k<6; k++) x = idxHash(x, ap[k], an[k]);
+    k = x==h[13] ? 6 : 0;
+  }
+  if( k==6 ){
+    /* the keys: NUL-terminated strings inside the buffer */
+    const char *zKeys = (const char*)ap[0];
+    const uint32_t *aOff = (const uint32_t*)ap[1];
+    if( zKeys[an[0]-1]!=0 ) k = 0;
+    for(i=0; k==6 && i<nPoly; i++){
+      if( aOff[i]>=an[0] ) k = 0;
+    }
+  }
+  if( k<6 ){
+    for(k=0; k<6; k++) free(ap[k]);
+    free(h);
+    return 1;
+  }
+  memset(&arr, 0, sizeof(arr));
+  arr.root = (uint32_t)h[3];
+  arr.nPoly = nPoly;
+  arr.aV = ap[2];     arr.nV = (size_t)h[5];
+  arr.aNode = ap[3];  arr.nNode = (size_t)h[6];
+  arr.aCell = ap[4];  arr.nCell = (size_t)h[7];
+  arr.aLeaf = ap[5];  arr.nLeaf = (size_t)h[8];
+  arr.nEdgeRef = (size_t)h[9];
+  arr.nLeafCell = (size_t)h[10];
+  arr.nFullCell = (size_t)h[11];
+  free(h);
+  pIdx = pipAdopt(&arr);          /* frees the arrays if they fail */
+  if( pIdx==0 ){
+    free(ap[0]);
+    free(ap[1]);
+    return 1;
+  }
+  p->pIdx = pIdx;
+  p->zKeys = ap[0];
+  p->aKeyOff = ap[1];
+  p->nPoly = nPoly;
+  return 0;
+}
+
+/* Save p's index as the rows of tracts_index, when the persist_index
+** setting allows, the table exists and a savepoint can be opened here
+** (not inside a statement that writes); otherwise, or on any error,
+** nothing is written. */
+static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
+  sqlite3 *db = pConn->db;
+  sqlite3_stmt *pStmt = 0;
+  sqlite3_uint64 h[IDX_NHDR];
+  const void *ap[7];
+  size_t an[7];
+  PipArrays arr;
+  int bTable = 0, k, rc;
+  sqlite3_int64 nMax;
+  if( trConfigInt(pConn, TR_SET_PERSIST_INDEX)==0 ) return;
+  if( sqlite3_db_readonly(db, "main")!=0 ) return;
+  if( sqlite3_prepare_v2(db, "SELECT 1 FROM main.sqlite_schema WHERE "
+        "type='table' AND name='tracts_index'", -1, &pStmt, 0)==SQLITE_OK
+   && sqlite3_step(pStmt)==SQLITE_ROW ){
+    bTable = 1;
+  }
+  sqlite3_finalize(pStmt);
+  pStmt = 0;
+  if( !bTable ) return;
+  pipArrays(p->pIdx, &arr);
+  h[0] = IDX_MAGIC;   h[1] = IDX_ORDER;   h[2] = PIP_NODE_BYTES;
+  h[3] = arr.root;    h[4] = arr.nPoly;   h[5] = arr.nV;
+  h[6] = arr.nNode;   h[7] = arr.nCell;   h[8] = arr.nLeaf;
+  h[9] = arr.nEdgeRef; h[10] = arr.nLeafCell; h[11] = arr.nFullCell;
+  h[12] = nKeyBytes;
+  if( arr.nPoly!=p->nPoly ) return;
+  h[13] = IDX_HASH0;
+  ap[0] = h;          an[0] = sizeof(h);
+  ap[1] = p->zKeys;   an[1] = nKeyBytes;
+  ap[2] = p->aKeyOff; an[2] = (size_t)p->nPoly*4;
+  ap[3] = arr.aV;     an[3] = arr.nV*8;
+  ap[4] = arr.aNode;  an[4] = arr.nNode*PIP_NODE_BYTES;
+  ap[5] = arr.aCell;  an[5] = arr.nCell*4;
+  ap[6] = arr.aLeaf;  an[6] = arr.nLeaf*4;
+  for(k=1; k<7; k++) h[13] = idxHash(h[13], ap[k], an[k]);
+  nMax = sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1);
+  for(k=0; k<7; k++){
+    if( (sqlite3_uint64)an[k] > (sqlite3_uint64)nMax ) return;
+  }
+  if( sqlite3_exec(db, "SAVEPOINT tracts_index_save", 0, 0, 0) ) return;
+  rc = sqlite3_exec(db, "DELETE FROM main.tracts_index WHERE layer='tracts'",
+                    0, 0, 0);
+  if( rc==SQLITE_OK ){
+    rc = sqlite3_prepare_v2(db, "INSERT INTO main.tracts_index VALUES("
+                            "'tracts', ?1, ?2, ?3)", -1, &pStmt, 0);
+  }
+  for(k=0; rc==SQLITE_OK && k<7; k++){
+    sqlite3_bind_text(pStmt, 1, k ? azIdxPart[k-1] : "header", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_int64(pStmt, 2, p->iGen);
+    sqlite3_bind_blob64(pStmt, 3, an[k] ? ap[k] : "", an[k], SQLITE_STATIC);
+    rc = sqlite3_step(pStmt)==SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    sqlite3_reset(pStmt);
+  }
+  sqlite3_finalize(pStmt);
+  if( rc ){
+    sqlite3_exec(db, "ROLLBACK TO tracts_index_save", 0, 0, 0);
+  }
+  sqlite3_exec(db, "RELEASE tracts_index_save", 0, 0, 0);
+  trMonitorMark(pConn, "index saved");
+}
+
 /* Build the index from the tracts table. */
 static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
   sqlite3 *db = pConn->db;
@@ -193,6 +407,12 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
     return SQLITE_ERROR;
   }
   lookupWatch(pConn, p);
+  if( idxRead(pConn, p)==0 ){
+    p->bStale = 0;
+    p->bInTxn = !sqlite3_get_autocommit(db);
+    trMonitorMark(pConn, "index read");
+    return SQLITE_OK;
+  }
   rc = sqlite3_prepare_v2(db, "SELECT GEOID, geometry FROM main.tracts "
                           "ORDER BY GEOID", -1, &pStmt, 0);
   if( rc ){
@@ -264,6 +484,7 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
   p->nPoly = nPoly;
   p->bStale = 0;
   trMonitorMark(pConn, "index built");
+  idxSave(pConn, p, nKey ? nKey : 0);
   p->bInTxn = !sqlite3_get_autocommit(db);
   return SQLITE_OK;
 fail:

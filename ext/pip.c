@@ -1026,6 +1026,128 @@ fail:
   return 0;
 }
 
+/* ---- saving and loading ----------------------------------------------- */
+
+_Static_assert(sizeof(PipNode)==PIP_NODE_BYTES, "PipNode layout");
+
+void pipArrays(const PipIndex *p, PipArrays *a){
+  memset(a, 0, sizeof(*a));
+  a->root = p->root;
+  a->nPoly = p->nPoly;
+  a->aV = p->aV;        a->nV = p->nV;
+  a->aNode = p->aNode;  a->nNode = p->nNode;
+  a->aCell = p->aCell;  a->nCell = p->nCell;
+  a->aLeaf = p->aLeaf;  a->nLeaf = p->nLeaf;
+  a->nEdgeRef = p->nEdgeRef;
+  a->nLeafCell = p->nLeafCell;
+  a->nFullCell = p->nFullCell;
+}
+
+/* Check the leaf record at aLeaf[off]: every word read by leafLookup and
+** nearLeaf is inside the arrays. 0 if good. */
+static int checkLeaf(const PipArrays *a, size_t off){
+  const uint32_t *L = a->aLeaf;
+  size_t n = a->nLeaf, i, nIn, nGroup, k;
+  if( off+4>n ) return 1;
+  nIn = L[off+2];
+  if( nIn > n - off - 4 ) return 1;
+  for(i=0; i<nIn; i++) if( L[off+3+i]>=a->nPoly ) return 1;
+  off += 3 + nIn;
+  nGroup = L[off++];
+  for(k=0; k<nGroup; k++){
+    size_t nRun, j;
+    if( off+2>n ) return 1;
+    if( L[off]>=a->nPoly ) return 1;
+    nRun = L[off+1];
+    off += 2;
+    if( nRun > (n - off)/2 ) return 1;
+    for(j=0; j<nRun; j++){
+      uint64_t iFirst = L[off+2*j], nE = L[off+2*j+1];
+      if( nE>0 && iFirst + nE >= a->nV ) return 1;   /* reads vertex iFirst+nE */
+    }
+    off += 2*nRun;
+  }
+  return 0;
+}
+
+PipIndex *pipAdopt(PipArrays *a){
+  const PipNode *aNode = (const PipNode*)a->aNode;
+  uint8_t *aSeenNode = 0, *aSeenLeaf = 0;
+  size_t *aStack = 0, nStack = 0;
+  PipIndex *p = 0;
+  int bad = 0;
+  /* Walk the grid from the root: every word's target exists, every
+  ** child grid covers exactly its parent cell (so walks end), every leaf
+  ** record stays inside the arrays; each grid and leaf is checked once. */
+  if( a->nV>0xfffffff0u || a->nCell>MAX_PAYLOAD || a->nLeaf>MAX_PAYLOAD
+   || a->nNode>MAX_PAYLOAD ){
+    goto done;
+  }
+  aSeenNode = calloc(a->nNode+1, 1);
+  aSeenLeaf = calloc(a->nLeaf+1, 1);
+  aStack = malloc(sizeof(size_t)*(a->nNode+1));
+  if( aSeenNode==0 || aSeenLeaf==0 || aStack==0 ) goto done;
+  switch( TAG(a->root) ){
+    case TAG_FULL: bad = PAYLOAD(a->root)>=a->nPoly; break;
+    case TAG_LEAF: bad = checkLeaf(a, PAYLOAD(a->root)); break;
+    case TAG_CHILD: {
+      size_t k = PAYLOAD(a->root);
+      bad = k>=a->nNode || aNode[k].shift + aNode[k].bits != 32;
+      if( !bad ){ aSeenNode[k] = 1; aStack[nStack++] = k; }
+      break;
+    }
+  }
+  while( !bad && nStack>0 ){
+    const PipNode *n = &aNode[aStack[--nStack]];
+    size_t nCells, c;
+    if( n->bits<1 || n->bits>ROOT_BITS || n->shift+n->bits>32 ){ bad = 1; break; }
+    nCells = (size_t)1 << (2*n->bits);
+    if( n->iBase > a->nCell || nCells > a->nCell - n->iBase ){ bad = 1; break; }
+    for(c=0; c<nCells && !bad; c++){
+      uint32_t w = a->aCell[n->iBase + c];
+      size_t k = PAYLOAD(w);
+      switch( TAG(w) ){
+        case TAG_FULL: bad = k>=a->nPoly; break;
+        case TAG_LEAF:
+          if( k>=a->nLeaf ){ bad = 1; break; }
+          if( !aSeenLeaf[k] ){ aSeenLeaf[k] = 1; bad = checkLeaf(a, k); }
+          break;
+        case TAG_CHILD:
+          if( k>=a->nNode || aNode[k].shift + aNode[k].bits != n->shift ){
+            bad = 1; break;
+          }
+          if( !aSeenNode[k] ){ aSeenNode[k] = 1; aStack[nStack++] = k; }
+          break;
+      }
+    }
+  }
+  if( bad ) goto done;
+  p = calloc(1, sizeof(*p));
+  if( p==0 ) goto done;
+  p->aV = a->aV;        p->nV = a->nV;
+  p->aNode = a->aNode;  p->nNode = a->nNode;
+  p->aCell = a->aCell;  p->nCell = a->nCell;
+  p->aLeaf = a->aLeaf;  p->nLeaf = a->nLeaf;
+  p->root = a->root;
+  p->nPoly = a->nPoly;
+  p->nEdgeRef = a->nEdgeRef;
+  p->nLeafCell = a->nLeafCell;
+  p->nFullCell = a->nFullCell;
+  memset(a, 0, sizeof(*a));
+done:
+  free(aSeenNode);
+  free(aSeenLeaf);
+  free(aStack);
+  if( p==0 ){
+    free(a->aV);
+    free(a->aNode);
+    free(a->aCell);
+    free(a->aLeaf);
+    memset(a, 0, sizeof(*a));
+  }
+  return p;
+}
+
 size_t pipBytes(const PipIndex *p){
   if( p==0 ) return 0;
   return sizeof(*p) + p->nV*8 + p->nNode*sizeof(PipNode) + p->nCell*4

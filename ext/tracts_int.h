@@ -213,6 +213,25 @@ int64_t pipNearest(const PipIndex *p, double lon, double lat,
 
 /* Bytes held by the index, and counts for tracts_debug(). */
 size_t pipBytes(const PipIndex *p);
+
+/* The arrays of an index, for saving it (pipArrays: a view, still owned
+** by the index) and loading it back (pipAdopt: malloc'd arrays whose
+** ownership passes to the new index). pipAdopt checks that every lookup
+** stays inside the arrays and ends, whatever bytes they hold; NULL (the
+** arrays freed) if they fail the check or on OOM. A grid node is
+** PIP_NODE_BYTES bytes (host layout). */
+#define PIP_NODE_BYTES 8
+typedef struct PipArrays PipArrays;
+struct PipArrays {
+  uint32_t root, nPoly;
+  uint32_t *aV;   size_t nV;         /* 2 words per vertex */
+  void *aNode;    size_t nNode;      /* grid nodes */
+  uint32_t *aCell; size_t nCell;     /* cell words */
+  uint32_t *aLeaf; size_t nLeaf;     /* leaf records */
+  size_t nEdgeRef, nLeafCell, nFullCell;   /* statistics */
+};
+void pipArrays(const PipIndex *p, PipArrays *a);
+PipIndex *pipAdopt(PipArrays *a);
 void pipStats(const PipIndex *p, char *zBuf, int nBuf);
 
 #endif /* TRACTS_INT_H */

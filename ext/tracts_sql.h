@@ -30,6 +30,7 @@ enum {
   TR_SET_LOW_SPEED,      /* seconds under 1 KB/s before a transfer drops */
   TR_SET_SPLIT_KB,       /* smallest Range piece, KiB; 0 never split */
   TR_SET_PROGRESS,       /* -1 never, 0 on a terminal, 1 always */
+  TR_SET_PERSIST_INDEX,  /* keep the built index in tracts_index */
   TR_N_SETTING
 };
 

@@ -158,7 +158,7 @@ def test_config():
                  "threads, workers, nearest_m, year, base_url, cache_dir, "
                  "user_agent, connections, offline, retries, retry_wait_ms, "
                  "retry_max_s, connect_timeout, low_speed_timeout, split_kb, "
-                 "progress)")
+                 "progress, persist_index)")
     expect_error(c, "select tracts_config('repair', 'yes')", (),
                  "tracts_config: repair must be an integer from 0 to 1, got 'yes'")
     expect_error(c, "select tracts_config('threads', 65)", (),
@@ -1074,6 +1074,132 @@ def test_assign_inside_write_transaction():
 def shell(db, script, env=None):
     return subprocess.run(["sqlite3", "-batch", db], input=script,
                           capture_output=True, text=True, env=env)
+
+
+# ---------------------------------------------------------- saved index
+
+def idx_hash(h, data):
+    data = bytes(data) + b"\0" * ((-len(data)) % 8)
+    for (w,) in struct.iter_unpack("<Q", data):
+        h = ((h ^ w) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def idx_rehash(c):
+    """Recompute the saved index's checksum after a test forged a part."""
+    parts = dict(c.execute("select part, data from tracts_index"))
+    h = 0xcbf29ce484222325
+    for name in ("keys", "keyoff", "v", "node", "cell", "leaf"):
+        h = idx_hash(h, parts[name])
+    hdr = list(struct.unpack("<14Q", parts["header"]))
+    hdr[13] = h
+    c.execute("update tracts_index set data=? where part='header'",
+              (struct.pack("<14Q", *hdr),))
+
+
+def index_source(c):
+    """How the connection's index came to be: 'index read' or 'index built'."""
+    c.execute("select monitor_start(0.01)")
+    c.execute("select tract_of(0, 0)").fetchone()
+    c.execute("select monitor_stop()")
+    marks = [r[0] for r in c.execute("select label from monitor_marks")]
+    return [m for m in marks if m in ("index read", "index built")]
+
+
+def test_saved_index_is_read_back_and_checked():
+    d = os.path.join(FX, "saved-index")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    gen("--out", d, "--states", "RI,CT", "--tracts", "300", "--seed", "3")
+    db = os.path.join(d, "t.db")
+    c = connect(db)
+    c.execute("select count(*) from load_tracts(?)", (d,)).fetchone()
+    x0, x1, y0, y1 = c.execute("select min(minx), max(maxx), min(miny), "
+                               "max(maxy) from tracts_rtree").fetchone()
+    rnd = random.Random(5)
+    pts = [(rnd.uniform(x0, x1), rnd.uniform(y0, y1)) for _ in range(3000)]
+    c.execute("create table pts(id INTEGER PRIMARY KEY, lon, lat)")
+    c.executemany("insert into pts(lon, lat) values(?, ?)", pts)
+
+    def answers(conn):
+        return [r[0] for r in conn.execute(
+            "select tract_of(lon, lat) from pts order by id")]
+
+    c.execute("select tracts_config('persist_index', 0)")
+    ref = answers(c)
+    assert len(set(ref)) > 50, "the points hit many tracts"
+    eq(c.execute("select count(*) from tracts_index").fetchone()[0], 0,
+       "persist_index 0 writes nothing")
+    c.close()
+    c = connect(db)
+    eq(index_source(c), ["index built"])
+    eq(answers(c), ref)
+    eq(sorted(r[0] for r in c.execute("select part from tracts_index")),
+       ["cell", "header", "keyoff", "keys", "leaf", "node", "v"])
+    c.close()
+    c = connect(db)
+    eq(index_source(c), ["index read"])
+    eq(answers(c), ref, "answers from the saved index")
+    c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
+    eq([r[0] for r in c.execute("select geoid from out order by id")], ref)
+    c.close()
+
+    def forge(sql, params=(), rehash=True):
+        w = connect(db)
+        w.execute(sql, params)
+        if rehash:
+            idx_rehash(w)
+        w.close()
+        r = connect(db)
+        src = index_source(r)
+        got = answers(r)
+        r.close()
+        eq(src, ["index built"], "a damaged index is rebuilt: " + sql)
+        eq(got, ref, "answers after " + sql)
+
+    # accidental damage: the checksum catches it
+    forge("update tracts_index set data=cast(substr(data, 1, 1000) || "
+          "x'ff' || substr(data, 1002) as blob) where part='v'", rehash=False)
+    forge("update tracts_index set data=substr(data, 1, length(data)-4) "
+          "where part='cell'", rehash=False)
+    forge("update tracts_index set generation=generation+1 where part='leaf'",
+          rehash=False)
+    # forged with a valid checksum: the structure check catches it
+    w = connect(db)
+    ncell = w.execute("select length(data)/4 from tracts_index where "
+                      "part='cell'").fetchone()[0]
+    w.close()
+    forge("update tracts_index set data=? where part='cell'",
+          (struct.pack("<I", 0xC0000000) * ncell,))         # every cell a loop
+    forge("update tracts_index set data=? where part='cell'",
+          (struct.pack("<I", 0x80000000 | 0x3fffffff) * ncell,))  # far leaves
+    w = connect(db)
+    leaf = bytearray(w.execute("select data from tracts_index where "
+                               "part='leaf'").fetchone()[0])
+    w.close()
+    for off in range(0, len(leaf), 12):
+        leaf[off:off+4] = b"\xff\xff\xff\x7f"   # runs and counts out of range
+    forge("update tracts_index set data=? where part='leaf'", (bytes(leaf),))
+    forge("update tracts_index set data=? where part='keyoff'",
+          (b"\xff" * 4 * 600,))
+    # a changed table is never answered from an old index
+    w = connect(db)
+    victim = ref[0]
+    w.execute("delete from tracts where GEOID=?", (victim,))
+    got = [r[0] for r in w.execute("select tract_of(lon, lat) from pts "
+                                   "order by id limit 1")]
+    assert got[0] != victim, got
+    w.close()
+    r = connect(db)
+    eq(index_source(r), ["index read"], "the rebuilt index was saved")
+    eq(answers(r)[1:], [None if a == victim else a for a in ref[1:]])
+    r.close()
+    # a read-only connection reads the index but never writes one
+    r = sqlite3.connect("file:%s?mode=ro" % db, uri=True, isolation_level=None)
+    r.enable_load_extension(True)
+    r.load_extension(EXT)
+    eq(index_source(r), ["index read"])
+    r.close()
 
 
 def test_sqlite3_shell_batch():
