@@ -25,7 +25,7 @@ XLIBS   := $(shell pkg-config --libs libzip geos shapelib libcrypto cairo libcur
 
 SRC     := ext/main.c ext/config.c ext/geom.c ext/shpzip.c ext/layer.c \
            ext/pip.c ext/lookup.c ext/assign.c ext/monitor.c ext/fetch.c
-HDR     := ext/tracts_int.h ext/tracts_sql.h include/tracts.h
+HDR     := ext/tracts_int.h ext/tracts_sql.h ext/census_states.h include/tracts.h
 
 DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \
              libshp-dev libgeos-dev libssl-dev libcairo2-dev \
@@ -53,11 +53,11 @@ $(BUILD)/asan/tracts.so: $(SRC) $(HDR) Makefile
 
 tools: $(BUILD)/gentracts $(BUILD)/genpoints
 
-$(BUILD)/gentracts: tools/gentracts.c tools/states.h tools/common.h
+$(BUILD)/gentracts: tools/gentracts.c tools/states.h tools/common.h ext/census_states.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs shapelib libzip) -lm
 
-$(BUILD)/genpoints: tools/genpoints.c tools/states.h tools/common.h
+$(BUILD)/genpoints: tools/genpoints.c tools/states.h tools/common.h ext/census_states.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(WARN) -o $@ $< $(shell pkg-config --cflags --libs sqlite3) -lm
 

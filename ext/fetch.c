@@ -75,6 +75,7 @@
 */
 #include "tracts_sql.h"
 #include "../include/tracts.h"
+#include "census_states.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -90,20 +91,13 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The states of the cartographic tract files: FIPS and USPS code. */
-static const struct { int iFips; const char *zUsps; } aState[] = {
-  {  1, "AL" }, {  2, "AK" }, {  4, "AZ" }, {  5, "AR" }, {  6, "CA" },
-  {  8, "CO" }, {  9, "CT" }, { 10, "DE" }, { 11, "DC" }, { 12, "FL" },
-  { 13, "GA" }, { 15, "HI" }, { 16, "ID" }, { 17, "IL" }, { 18, "IN" },
-  { 19, "IA" }, { 20, "KS" }, { 21, "KY" }, { 22, "LA" }, { 23, "ME" },
-  { 24, "MD" }, { 25, "MA" }, { 26, "MI" }, { 27, "MN" }, { 28, "MS" },
-  { 29, "MO" }, { 30, "MT" }, { 31, "NE" }, { 32, "NV" }, { 33, "NH" },
-  { 34, "NJ" }, { 35, "NM" }, { 36, "NY" }, { 37, "NC" }, { 38, "ND" },
-  { 39, "OH" }, { 40, "OK" }, { 41, "OR" }, { 42, "PA" }, { 44, "RI" },
-  { 45, "SC" }, { 46, "SD" }, { 47, "TN" }, { 48, "TX" }, { 49, "UT" },
-  { 50, "VT" }, { 51, "VA" }, { 53, "WA" }, { 54, "WV" }, { 55, "WI" },
-  { 56, "WY" }, { 72, "PR" },
+/* The states of the cartographic tract files: FIPS and USPS code, and
+** about how many tracts (the larger files start first). */
+#define TR_STATE(fips, usps, tracts) { fips, usps, tracts },
+static const struct { int iFips; const char *zUsps; int nTract; } aState[] = {
+  TR_STATES
 };
+#undef TR_STATE
 #define N_STATE ((int)(sizeof(aState)/sizeof(aState[0])))
 
 #define MAX_SEG      32          /* pieces one file may be split into */
@@ -274,6 +268,7 @@ struct FetchJob {
   Fetch *pF;
   int iFips;
   const char *zUsps;
+  int nWeight;             /* expected size (tracts): larger start first */
   char *zUrl;              /* sqlite3_malloc'd */
   char *zCache;            /* its cache path */
   char *zTmp;              /* temporary name while downloading, or NULL */
@@ -327,8 +322,9 @@ struct Xfer {
 struct Fetch {
   TractsConn *pConn;
   TrLoad *pLoad;
-  FetchJob *aJob;
+  FetchJob *aJob;          /* in the order asked (the rows) */
   int nJob;
+  int *aOrder;             /* job numbers, largest expected file first */
   /* settings, read once */
   char *zUserAgent;
   int nConn, nRetryMax, msWait, sWaitMax, sConnect, sLowSpeed;
@@ -456,6 +452,31 @@ static size_t onHeader(char *z, size_t sz, size_t nItem, void *pArg){
   return n;
 }
 
+/* A large file, just started: cut the rest of it into pieces at once
+** (at least 2 x split_kb each, at most a quarter of the connections), so
+** that it is not the last transfer to end, on one connection, with its
+** load still to come. The pieces start as connections come free. */
+static void splitEarly(Fetch *p, FetchJob *j){
+  Seg *s = &j->aSeg[0];
+  int64_t nPiece, nEach, iPos;
+  int k;
+  if( p->nSplit<=0 || p->nConn<4 || j->nSeg!=1 ) return;
+  nPiece = j->nSize / (2*p->nSplit);
+  if( nPiece>p->nConn/4 ) nPiece = p->nConn/4;
+  if( nPiece>MAX_SEG ) nPiece = MAX_SEG;
+  if( nPiece<2 ) return;
+  nEach = j->nSize / nPiece;
+  nEach -= nEach % SPLIT_ALIGN;
+  if( nEach<=0 ) return;
+  s->iEnd = nEach;
+  for(k=1, iPos=nEach; k<nPiece; k++, iPos+=nEach){
+    Seg *t = &j->aSeg[j->nSeg++];
+    memset(t, 0, sizeof(*t));
+    t->iPos = iPos;
+    t->iEnd = k==nPiece-1 ? j->nSize : iPos+nEach;
+  }
+}
+
 /* The first bytes of a body: decide what it is. 0 to go on, 1 to stop. */
 static int bodyStart(Xfer *x, const char *z, size_t n){
   FetchJob *j = x->pJob;
@@ -504,6 +525,7 @@ static int bodyStart(Xfer *x, const char *z, size_t n){
   snprintf(j->zLastMod, sizeof(j->zLastMod), "%s", x->zLastMod);
   j->bRanges = x->bAcceptRanges && j->nSize>0
             && (j->zEtag[0] || j->zLastMod[0]);
+  if( j->bRanges ) splitEarly(j->pF, j);
   return 0;
 }
 
@@ -986,7 +1008,7 @@ static double startWork(Fetch *p){
     }
     /* a file not yet started */
     while( jPick==0 && iNext<p->nJob ){
-      FetchJob *j = &p->aJob[iNext++];
+      FetchJob *j = &p->aJob[p->aOrder[iNext++]];
       int e;
       pthread_mutex_lock(&p->mu);
       e = j->eState;
@@ -1261,12 +1283,22 @@ static void loadedFrom(sqlite3 *db, const char *zFips, char *zSha, int *pnRow){
   sqlite3_finalize(pStmt);
 }
 
+/* Jobs, larger expected files first (the longest transfers start early,
+** so the end is not one big file on one connection). */
+static const FetchJob *aSortJob;
+static int cmpJobSize(const void *a, const void *b){
+  const FetchJob *x = &aSortJob[*(const int*)a], *y = &aSortJob[*(const int*)b];
+  if( x->nWeight!=y->nWeight ) return x->nWeight>y->nWeight ? -1 : 1;
+  return *(const int*)a - *(const int*)b;
+}
+
 /* Set up the jobs of p for the states aPick[0..n-1]. */
 static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
                       const char *zBase, const char *zDir){
   int i;
   p->aJob = sqlite3_malloc64(sizeof(FetchJob)*(sqlite3_uint64)n);
-  if( p->aJob==0 ) return SQLITE_NOMEM;
+  p->aOrder = sqlite3_malloc64(sizeof(int)*(sqlite3_uint64)n);
+  if( p->aJob==0 || p->aOrder==0 ) return SQLITE_NOMEM;
   memset(p->aJob, 0, sizeof(FetchJob)*(size_t)n);
   p->nJob = n;
   for(i=0; i<n; i++){
@@ -1275,6 +1307,8 @@ static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
     j->fd = -1;
     j->iFips = aState[aPick[i]].iFips;
     j->zUsps = aState[aPick[i]].zUsps;
+    j->nWeight = aState[aPick[i]].nTract;
+    p->aOrder[i] = i;
     j->zUrl = sqlite3_mprintf("%sGENZ%d/shp/cb_%d_%02d_tract_500k.zip", zBase,
                               year, year, j->iFips);
     if( j->zUrl==0 ) return SQLITE_NOMEM;
@@ -1301,6 +1335,16 @@ static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
       }
     }
   }
+  {
+    /* qsort has no context pointer; this runs on the SQL thread only, but
+    ** sort a private copy of the sizes to stay reentrant */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);
+    aSortJob = p->aJob;
+    qsort(p->aOrder, (size_t)n, sizeof(int), cmpJobSize);
+    aSortJob = 0;
+    pthread_mutex_unlock(&mu);
+  }
   return SQLITE_OK;
 }
 
@@ -1315,6 +1359,7 @@ static void fetchFree(Fetch *p){
     sqlite3_free(j->zLoadErr);
   }
   sqlite3_free(p->aJob);
+  sqlite3_free(p->aOrder);
   if( p->pMulti ) curl_multi_cleanup(p->pMulti);
   sqlite3_free(p->zUserAgent);
   pthread_mutex_destroy(&p->mu);

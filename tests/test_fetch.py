@@ -578,6 +578,20 @@ def test_large_files_split_into_parallel_ranges():
     eq(e2.fetch("MA")[0]["requests"], 1)
 
 
+def test_one_file_on_many_connections():
+    e = Env("earlysplit", connections=16, split_kb=64)
+    rows = e.fetch("MA")
+    eq(rows[0]["error"], None)
+    g = gets(e.log())
+    ranged = [x["range"] for x in g if x["range"]]
+    eq(len(g), len(ranged) + 1, "one whole-file request, the rest pieces")
+    assert len(ranged) >= 3, g
+    starts = sorted(int(r.split("=")[1].split("-")[0]) for r in ranged)
+    eq(len(set(starts)), len(starts), "no piece is fetched twice")
+    eq(rows[0]["requests"], len(g))
+    e.check(["25"])
+
+
 def test_split_survives_faults_in_pieces():
     e = Env("splitfault", connections=4, split_kb=64, retries=8)
     e.rules([{"match": "*", "rate": 300000, "fail_rate": 0.2},

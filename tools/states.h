@@ -10,33 +10,36 @@
 #ifndef TRACTS_TOOLS_STATES_H
 #define TRACTS_TOOLS_STATES_H
 
+#include "../ext/census_states.h"
+
 typedef struct StateDef StateDef;
 struct StateDef {
   int iFips;            /* state FIPS code */
   const char *zAbbr;    /* USPS abbreviation */
   int nWeight;          /* approximate real tract count (2010 tracts) */
-  int iRow, iCol;       /* cell in the 7x7 grid, north-west is 0,0; -1 = own */
 };
 
-static const StateDef aStateDef[] = {
-  {  1, "AL", 1181, 5, 3 }, {  2, "AK",  167,-1,-1 }, {  4, "AZ", 1526, 4, 0 },
-  {  5, "AR",  686, 5, 2 }, {  6, "CA", 8057, 3, 0 }, {  8, "CO", 1249, 4, 1 },
-  {  9, "CT",  833, 5, 6 }, { 10, "DE",  218, 5, 5 }, { 11, "DC",  179, 6, 6 },
-  { 12, "FL", 4245, 6, 3 }, { 13, "GA", 1969, 6, 2 }, { 15, "HI",  351,-1,-1 },
-  { 16, "ID",  298, 1, 1 }, { 17, "IL", 3123, 1, 4 }, { 18, "IN", 1511, 2, 4 },
-  { 19, "IA",  825, 1, 3 }, { 20, "KS",  770, 3, 2 }, { 21, "KY", 1115, 3, 3 },
-  { 22, "LA", 1148, 6, 0 }, { 23, "ME",  358, 0, 6 }, { 24, "MD", 1406, 4, 5 },
-  { 25, "MA", 1478, 3, 6 }, { 26, "MI", 2813, 0, 5 }, { 27, "MN", 1338, 0, 3 },
-  { 28, "MS",  664, 6, 1 }, { 29, "MO", 1393, 2, 3 }, { 30, "MT",  271, 0, 1 },
-  { 31, "NE",  532, 2, 2 }, { 32, "NV",  687, 2, 0 }, { 33, "NH",  295, 2, 6 },
-  { 34, "NJ", 2010, 3, 5 }, { 35, "NM",  499, 5, 0 }, { 36, "NY", 4918, 1, 5 },
-  { 37, "NC", 2195, 6, 5 }, { 38, "ND",  205, 0, 2 }, { 39, "OH", 2952, 3, 4 },
-  { 40, "OK", 1046, 4, 2 }, { 41, "OR",  834, 1, 0 }, { 42, "PA", 3218, 2, 5 },
-  { 44, "RI",  244, 4, 6 }, { 45, "SC", 1103, 6, 4 }, { 46, "SD",  222, 1, 2 },
-  { 47, "TN", 1497, 4, 3 }, { 48, "TX", 5265, 5, 1 }, { 49, "UT",  588, 3, 1 },
-  { 50, "VT",  184, 1, 6 }, { 51, "VA", 1907, 5, 4 }, { 53, "WA", 1458, 0, 0 },
-  { 54, "WV",  484, 4, 4 }, { 55, "WI", 1409, 0, 4 }, { 56, "WY",  132, 2, 1 },
-  { 72, "PR",  945,-1,-1 },
+#define TR_STATE(fips, usps, tracts) { fips, usps, tracts },
+static const StateDef aStateDef[] = { TR_STATES };
+#undef TR_STATE
+
+/* Cell of each state in the 7x7 grid, by FIPS code, as row+1, col+1
+** (north-west is 1,1); 0,0 for the states placed on their own (AK, HI,
+** PR). */
+static const signed char aGridCell[80][2] = {
+  [1] = { 6, 4 }, [4] = { 5, 1 }, [5] = { 6, 3 }, [6] = { 4, 1 },
+  [8] = { 5, 2 }, [9] = { 6, 7 }, [10] = { 6, 6 }, [11] = { 7, 7 },
+  [12] = { 7, 4 }, [13] = { 7, 3 }, [16] = { 2, 2 }, [17] = { 2, 5 },
+  [18] = { 3, 5 }, [19] = { 2, 4 }, [20] = { 4, 3 }, [21] = { 4, 4 },
+  [22] = { 7, 1 }, [23] = { 1, 7 }, [24] = { 5, 6 }, [25] = { 4, 7 },
+  [26] = { 1, 6 }, [27] = { 1, 4 }, [28] = { 7, 2 }, [29] = { 3, 4 },
+  [30] = { 1, 2 }, [31] = { 3, 3 }, [32] = { 3, 1 }, [33] = { 3, 7 },
+  [34] = { 4, 6 }, [35] = { 6, 1 }, [36] = { 2, 6 }, [37] = { 7, 6 },
+  [38] = { 1, 3 }, [39] = { 4, 5 }, [40] = { 5, 3 }, [41] = { 2, 1 },
+  [42] = { 3, 6 }, [44] = { 5, 7 }, [45] = { 7, 5 }, [46] = { 2, 3 },
+  [47] = { 5, 4 }, [48] = { 6, 2 }, [49] = { 4, 2 }, [50] = { 2, 7 },
+  [51] = { 6, 5 }, [53] = { 1, 1 }, [54] = { 5, 5 }, [55] = { 1, 5 },
+  [56] = { 3, 2 }
 };
 #define N_STATE ((int)(sizeof(aStateDef)/sizeof(aStateDef[0])))
 
@@ -52,12 +55,13 @@ static const StateDef aStateDef[] = {
 ** far away). */
 static void statePlace(const StateDef *p, double *aBox,
                        double *pMarginLon, double *pMarginLat){
-  if( p->iRow>=0 ){
+  int iRow = aGridCell[p->iFips][0] - 1, iCol = aGridCell[p->iFips][1] - 1;
+  if( iRow>=0 ){
     double cw = (GRID_LON1-GRID_LON0)/GRID_N;
     double ch = (GRID_LAT1-GRID_LAT0)/GRID_N;
     double f = (p->iFips==11) ? 0.30 : 0.88;
-    double cx = GRID_LON0 + (p->iCol+0.5)*cw;
-    double cy = GRID_LAT1 - (p->iRow+0.5)*ch;
+    double cx = GRID_LON0 + (iCol+0.5)*cw;
+    double cy = GRID_LAT1 - (iRow+0.5)*ch;
     aBox[0] = round6(cx - 0.5*f*cw);
     aBox[1] = round6(cy - 0.5*f*ch);
     aBox[2] = round6(cx + 0.5*f*cw);
