@@ -4,3 +4,4 @@ set -e
 cd "$(dirname "$0")/.."
 make --no-print-directory all tools build/pipbench build/geos_baseline >/dev/null
 /usr/bin/python3 bench/bench.py "$@"
+/usr/bin/python3 bench/fetch_bench.py "$@"   # runs unless --only leaves out fetch
