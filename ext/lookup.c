@@ -238,7 +238,7 @@ static int idxReadPart(sqlite3 *db, const char *zPart, sqlite3_int64 iGen,
   }
   sqlite3_finalize(pStmt);
   if( iRow<0 ) return 1;
-  a = malloc(nByte ? nByte : 1);
+  a = trBigAlloc(nByte);
   if( a==0 ) return 1;
   if( nByte==0 ){ *pp = a; return 0; }
   if( sqlite3_blob_open(db, "main", "tracts_index", "data", iRow, 0, &pBlob)

@@ -68,6 +68,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define TAG_EMPTY 0u
@@ -114,10 +115,22 @@ struct U32Vec {
   uint32_t *a;
   size_t n, nAlloc;
 };
+/* Resize a (possibly big) array of nOld words to nNew words. */
+static uint32_t *wordsResize(uint32_t *a, size_t nOld, size_t nNew){
+  uint32_t *b;
+  if( nNew*sizeof(uint32_t) < ((size_t)4<<20) && nOld*sizeof(uint32_t) < ((size_t)4<<20) ){
+    return realloc(a, nNew*sizeof(uint32_t));
+  }
+  b = trBigAlloc(nNew*sizeof(uint32_t));
+  if( b==0 ) return 0;
+  if( a ) memcpy(b, a, (nOld<nNew ? nOld : nNew)*sizeof(uint32_t));
+  free(a);
+  return b;
+}
 static int vecReserve(U32Vec *v, size_t nMore){
   if( v->n + nMore > v->nAlloc ){
     size_t nNew = (v->n + nMore)*2 + 64;
-    uint32_t *a = realloc(v->a, nNew*sizeof(uint32_t));
+    uint32_t *a = wordsResize(v->a, v->n, nNew);
     if( a==0 ) return 1;
     v->a = a;
     v->nAlloc = nNew;
@@ -1007,15 +1020,15 @@ PipIndex *pipBuild(PipBuilder *b){
   p->nFullCell = b->nFullCell;
   /* give back the growth slack: the index lives long */
   if( p->nLeaf ){
-    uint32_t *a = realloc(p->aLeaf, p->nLeaf*sizeof(uint32_t));
+    uint32_t *a = wordsResize(p->aLeaf, p->nLeaf, p->nLeaf);
     if( a ) p->aLeaf = a;
   }
   if( p->nCell ){
-    uint32_t *a = realloc(p->aCell, p->nCell*sizeof(uint32_t));
+    uint32_t *a = wordsResize(p->aCell, p->nCell, p->nCell);
     if( a ) p->aCell = a;
   }
   if( p->nV ){
-    uint32_t *a = realloc(p->aV, p->nV*2*sizeof(uint32_t));
+    uint32_t *a = wordsResize(p->aV, p->nV*2, p->nV*2);
     if( a ) p->aV = a;
   }
   pipBuilderFree(b);
@@ -1027,6 +1040,18 @@ fail:
 }
 
 /* ---- saving and loading ----------------------------------------------- */
+
+void *trBigAlloc(size_t n){
+  void *p = 0;
+  if( n < ((size_t)4<<20) ) return malloc(n ? n : 1);
+  /* 2 MiB aligned and backed by huge pages where the kernel allows: one
+  ** page fault per 2 MiB instead of per 4 KiB when the array is filled */
+  if( posix_memalign(&p, (size_t)2<<20, n) ) return 0;
+#ifdef MADV_HUGEPAGE
+  madvise(p, n, MADV_HUGEPAGE);
+#endif
+  return p;
+}
 
 _Static_assert(sizeof(PipNode)==PIP_NODE_BYTES, "PipNode layout");
 

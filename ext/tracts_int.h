@@ -231,6 +231,9 @@ struct PipArrays {
   size_t nEdgeRef, nLeafCell, nFullCell;   /* statistics */
 };
 void pipArrays(const PipIndex *p, PipArrays *a);
+/* malloc for the index's large arrays (free() frees it): big ones are
+** aligned to and backed by huge pages where the kernel allows. */
+void *trBigAlloc(size_t n);
 PipIndex *pipAdopt(PipArrays *a);
 void pipStats(const PipIndex *p, char *zBuf, int nBuf);
 
