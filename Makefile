@@ -7,7 +7,8 @@
 #   make test-plain only the plain build
 #   make asan-test  only the ASan/UBSan build
 #   make demo       deps + build + examples/demo.sql end to end, offline
-#   make bench      national-scale benchmark (not part of the tests)
+#   make bench      national-scale benchmark and downloads (not part of the
+#                   tests; bench/run.sh --runs 3 --big)
 #   make install    copy the extension to $(PREFIX)/lib
 #   make clean
 
@@ -94,7 +95,7 @@ demo: deps-test
 	@sh examples/demo.sh
 
 bench: deps-bench
-	@sh bench/run.sh
+	@sh bench/run.sh --runs 3 --big
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
