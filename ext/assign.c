@@ -380,9 +380,10 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *pKeys,
   sqlite3_stmt *pIns = 0;
   char *zSql;
   int64_t i;
-  int rc;
-  rc = sqlite3_exec(db, "SAVEPOINT tracts_assign", 0, 0, 0);
+  int rc, bOuter = 0, bOpen = 0;
+  rc = trSavepointBegin(db, "tracts_assign", &bOuter);
   if( rc ) goto fail;
+  bOpen = 1;
   zSql = sqlite3_mprintf("DROP TABLE IF EXISTS %s;"
                          "CREATE TABLE %s(id INTEGER PRIMARY KEY, geoid TEXT, "
                          "how TEXT NOT NULL)", zDest, zDest);
@@ -433,7 +434,8 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *pKeys,
   }
   sqlite3_finalize(pIns);
   pIns = 0;
-  rc = sqlite3_exec(db, "RELEASE tracts_assign", 0, 0, 0);
+  bOpen = 0;
+  rc = trSavepointCommit(db, "tracts_assign", bOuter);   /* undone on failure */
   if( rc ) goto fail;
   return SQLITE_OK;
 fail:
@@ -443,7 +445,7 @@ fail:
                              sqlite3_errmsg(db));
   }
   sqlite3_finalize(pIns);
-  sqlite3_exec(db, "ROLLBACK TO tracts_assign; RELEASE tracts_assign", 0, 0, 0);
+  if( bOpen ) trSavepointUndo(db, "tracts_assign", bOuter);
   return rc ? rc : SQLITE_ERROR;
 }
 
@@ -451,7 +453,7 @@ fail:
 static int isOwnTable(const char *zTable){
   static const char *az[] = { "tracts", "tracts_rtree", "tracts_rtree_node",
     "tracts_rtree_rowid", "tracts_rtree_parent", "tracts_files",
-    "tracts_layers" };
+    "tracts_layers", "tracts_index" };
   size_t i;
   for(i=0; i<sizeof(az)/sizeof(az[0]); i++){
     if( sqlite3_stricmp(az[i], zTable)==0 ) return 1;

@@ -52,7 +52,7 @@
 **     tracts_config: unknown setting 'x' (known: repair, threads, ...)
 **     tracts_config: repair must be an integer from 0 to 1, got 'yes'
 **     tracts_config: base_url must be an http:// or https:// URL of a
-**         directory (no query, fragment or ..), got 'x'
+**         directory (no query, fragment, .. or user@), got 'x'
 **     tracts_config: user_agent must be printable text, got '...'
 */
 #include "tracts_sql.h"
@@ -129,6 +129,12 @@ static int checkText(const char *z, const TrSetting *s){
     const char *zHost = strstr(z, "://");
     if( strncmp(z, "http://", 7)!=0 && strncmp(z, "https://", 8)!=0 ) return 1;
     if( zHost[3]==0 || zHost[3]=='/' ) return 1;
+    {
+      /* no user:password@ (it would land in cache paths and rows) */
+      const char *zSlash = strchr(zHost+3, '/');
+      const char *zAt = strchr(zHost+3, '@');
+      if( zAt && (zSlash==0 || zAt<zSlash) ) return 1;
+    }
     if( strpbrk(z, " ?#\\") || strstr(z, "/../") || strstr(z, "/./") ) return 1;
     if( strlen(z)>=2 && strcmp(z+strlen(z)-2, "/.")==0 ) return 1;
     if( strlen(z)>=3 && strcmp(z+strlen(z)-3, "/..")==0 ) return 1;
@@ -223,7 +229,8 @@ static void configFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
       if( checkText(zVal, s) ){
         resultError(ctx, sqlite3_mprintf(s->eType==T_URL
                     ? "tracts_config: %s must be an http:// or https:// URL "
-                      "of a directory (no query, fragment or ..), got '%q'"
+                      "of a directory (no query, fragment, .. or user@), "
+                      "got '%q'"
                     : "tracts_config: %s must be printable text, got '%q'",
                     s->zName, zVal ? zVal : ""));
         return;

@@ -276,6 +276,7 @@ struct FetchJob {
   int eState;
   int64_t nSize;           /* bytes, -1 until known */
   int bRanges;             /* the server serves ranges of it */
+  int bNoRanges;           /* it refused a range once: never ask again */
   int nSeg;
   Seg aSeg[MAX_SEG];
   int nRetry;              /* failures so far */
@@ -309,6 +310,7 @@ struct Xfer {
   int bRestart;            /* the server ignored or refused the range */
   int bClipped;            /* stopped on purpose where the next piece starts */
   int bNotZip;             /* the body is not a zip (an HTML page, ...) */
+  int64_t nDiscard;        /* bytes of an error body read and dropped */
   char zStart[24];         /* its first bytes, printable */
   double rRetryAfter;      /* seconds from Retry-After, -1 if none */
   char zEtag[256];
@@ -395,11 +397,25 @@ static void jobReset(FetchJob *j){
 /* ---- libcurl callbacks ------------------------------------------------- */
 
 static void copyHeaderValue(char *zOut, size_t nOut, const char *z, size_t n){
+  size_t i;
   while( n>0 && (*z==' ' || *z=='\t') ){ z++; n--; }
   while( n>0 && (z[n-1]=='\r' || z[n-1]=='\n' || z[n-1]==' ') ) n--;
-  if( n>=nOut ) n = nOut-1;
+  if( n>=nOut ) n = 0;             /* too long to be trusted: dropped */
+  for(i=0; i<n; i++){
+    /* these go back into request headers and .meta lines: printable
+    ** ASCII only, else the value is dropped */
+    if( (unsigned char)z[i]<0x20 || (unsigned char)z[i]>0x7e ){ n = 0; break; }
+  }
   memcpy(zOut, z, n);
   zOut[n] = 0;
+}
+
+/* The validator to send in If-Range: a strong ETag, else Last-Modified
+** (a weak ETag may not be used there); NULL if there is none. */
+static const char *rangeValidator(const FetchJob *j){
+  if( j->zEtag[0] && strncmp(j->zEtag, "W/", 2)!=0 ) return j->zEtag;
+  if( j->zLastMod[0] ) return j->zLastMod;
+  return 0;
 }
 
 static int headerIs(const char *z, size_t n, const char *zName){
@@ -504,7 +520,7 @@ static int bodyStart(Xfer *x, const char *z, size_t n){
     return 0;
   }
   /* 200, the whole file */
-  if( x->bHtml || n<2 || z[0]!='P' || z[1]!='K' ){
+  if( x->bHtml || z[0]!='P' || (n>=2 && z[1]!='K') ){
     size_t k, m = 0;
     for(k=0; k<n && k<16; k++){
       unsigned char c = (unsigned char)z[k];
@@ -523,8 +539,8 @@ static int bodyStart(Xfer *x, const char *z, size_t n){
   s->iEnd = j->nSize;
   snprintf(j->zEtag, sizeof(j->zEtag), "%s", x->zEtag);
   snprintf(j->zLastMod, sizeof(j->zLastMod), "%s", x->zLastMod);
-  j->bRanges = x->bAcceptRanges && j->nSize>0
-            && (j->zEtag[0] || j->zLastMod[0]);
+  j->bRanges = !j->bNoRanges && x->bAcceptRanges && j->nSize>0
+            && rangeValidator(j)!=0;
   if( j->bRanges ) splitEarly(j->pF, j);
   return 0;
 }
@@ -535,7 +551,11 @@ static size_t onBody(char *z, size_t sz, size_t nItem, void *pArg){
   Seg *s = &j->aSeg[x->iSeg];
   size_t n = sz*nItem, nWrite = n, k = 0;
   if( !x->bStarted && n>0 && bodyStart(x, z, n) ) return 0;
-  if( x->bDiscard ) return n;
+  if( x->bDiscard ){
+    /* an error page is judged by its status: 64 KiB of it is plenty */
+    x->nDiscard += (int64_t)n;
+    return x->nDiscard > 65536 ? 0 : n;
+  }
   if( s->iPos + (int64_t)n > MAX_FILE ){
     snprintf(j->zErr, sizeof(j->zErr), "the file is larger than 4 GiB: %s",
              j->zUrl);
@@ -625,8 +645,7 @@ static int xferStart(Fetch *p, FetchJob *j, int iSeg){
     }
     curl_easy_setopt(x->h, CURLOPT_RANGE, zBuf);
     x->bRange = 1;
-    snprintf(zBuf, sizeof(zBuf), "If-Range: %s",
-             j->zEtag[0] ? j->zEtag : j->zLastMod);
+    snprintf(zBuf, sizeof(zBuf), "If-Range: %s", rangeValidator(j));
     x->pHdr = curl_slist_append(x->pHdr, zBuf);
   }else if( j->bRevalidate ){
     if( j->old.zEtag[0] ){
@@ -662,6 +681,20 @@ static void jobStopAll(Fetch *p, FetchJob *j){
 }
 
 static void jobUseCache(Fetch *p, FetchJob *j);
+
+/* Stop every piece but piece 0, which stays as it is. */
+static void jobStopOthers(Fetch *p, FetchJob *j){
+  int i;
+  for(i=1; i<j->nSeg; i++){
+    Xfer *x = j->aSeg[i].pX;
+    if( x ){
+      curl_multi_remove_handle(p->pMulti, x->h);
+      xferFree(x);
+      j->aSeg[i].pX = 0;
+    }
+  }
+  j->nSeg = 1;
+}
 
 static void jobFail(Fetch *p, FetchJob *j, const char *zFmt, ...){
   va_list ap;
@@ -765,9 +798,17 @@ static void xferDone(Fetch *p, Xfer *x, CURLcode res){
   if( j->eState!=J_RUN ){
     /* the job failed or restarted while this piece was running */
   }else if( x->bRestart ){
-    /* the server no longer serves this range: the whole file again */
+    /* the server refused a range: never ask it for one again */
+    Seg *s0 = &j->aSeg[0];
     j->bRanges = 0;
-    segRetry(p, j, s, -1, "the server ignored a Range request");
+    j->bNoRanges = 1;
+    if( x->iSeg!=0 && s0->pX && !s0->pX->bRange && j->nSize>=0 ){
+      /* piece 0 streams the whole file: it brings the rest too */
+      jobStopOthers(p, j);
+      s0->iEnd = j->nSize;
+    }else{
+      segRetry(p, j, s, -1, "the server ignored a Range request");
+    }
   }else if( x->bNotZip ){
     segRetry(p, j, s, -1, x->bHtml || x->zStart[0]=='<'
              ? "the server sent an HTML page, not a zip"
@@ -793,15 +834,17 @@ static void xferDone(Fetch *p, Xfer *x, CURLcode res){
   }else if( res==CURLE_OK || (res==CURLE_WRITE_ERROR && x->bClipped) ){
     if( code!=200 && code!=206 ){
       jobFail(p, j, "unexpected HTTP %ld: %s", code, j->zUrl);
-    }else if( s->iEnd<0 && x->iRangeStart<0 ){
+    }else if( s->iEnd<0 && code==200 ){
       /* no Content-Length: the end of the body is the end of the file */
       s->iEnd = s->iPos;
       j->nSize = s->iPos;
     }
-    if( j->eState==J_RUN && s->iPos<s->iEnd ){
-      segRetry(p, j, s, -1, "the body was truncated");
-    }else if( j->eState==J_RUN && j->nSize==0 ){
+    if( j->eState!=J_RUN ){
+      /* failed above */
+    }else if( j->nSize==0 ){
       segRetry(p, j, s, -1, "the server sent an empty body");
+    }else if( s->iEnd<0 || s->iPos<s->iEnd ){
+      segRetry(p, j, s, -1, "the body was truncated");
     }
   }else if( res==CURLE_WRITE_ERROR && j->zErr[0] ){
     jobFail(p, j, "%s", j->zErr);
@@ -843,7 +886,7 @@ static int loaderOpened(void *pTag, int rc, const char *zErr,
       unlink(zMeta);
       pthread_mutex_lock(&p->mu);
       j->bCached = j->bRevalidate = 0;
-      if( !p->bOffline && !p->bAbort ){
+      if( !p->bOffline && !__atomic_load_n(&p->bAbort, __ATOMIC_RELAXED) ){
         j->eState = J_QUEUED;
         p->bRequeue = 1;
         bWithdraw = 1;
@@ -879,7 +922,8 @@ static int loaderOpened(void *pTag, int rc, const char *zErr,
     unlink(j->zTmp);
   }
   pthread_mutex_lock(&p->mu);
-  if( rc==2 && j->nRetry < p->nRetryMax && !p->bAbort ){
+  if( rc==2 && j->nRetry < p->nRetryMax
+   && !__atomic_load_n(&p->bAbort, __ATOMIC_RELAXED) ){
     /* damaged in transit: fetch it again */
     j->nRetry++;
     j->eState = J_QUEUED;
@@ -933,6 +977,7 @@ static void jobStart(Fetch *p, FetchJob *j){
     jobFail(p, j, "cannot create %s: %s", j->zCache, strerror(e));
     return;
   }
+  j->bFromCache = 0;
   j->eState = J_RUN;
   jobReset(j);
 }
@@ -999,9 +1044,6 @@ static double startWork(Fetch *p){
         Seg *s = &j->aSeg[k];
         if( s->pX || (s->iEnd>=0 && s->iPos>=s->iEnd) ) continue;
         if( s->iEnd<0 && k>0 ) continue;
-        if( s->iEnd<0 && j->nSize<0 && k==0 && j->nRequest>0 && s->tWake==0 ){
-          continue;
-        }
         if( s->tWake<=tNow ){ jPick = j; iSeg = k; break; }
         if( s->tWake-tNow < tNext ) tNext = s->tWake-tNow;
       }
@@ -1300,6 +1342,7 @@ static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
   p->aOrder = sqlite3_malloc64(sizeof(int)*(sqlite3_uint64)n);
   if( p->aJob==0 || p->aOrder==0 ) return SQLITE_NOMEM;
   memset(p->aJob, 0, sizeof(FetchJob)*(size_t)n);
+  for(i=0; i<n; i++) p->aJob[i].fd = -1;
   p->nJob = n;
   for(i=0; i<n; i++){
     FetchJob *j = &p->aJob[i];
@@ -1627,60 +1670,85 @@ struct TcEntry {
   CacheMeta m;
   int bMeta;
   int64_t nBytes;
+  sqlite3_int64 iRowid;    /* its number in the vtab's path table */
 };
 
+/* The vtab numbers every path any of its cursors has listed, so a rowid
+** names one file for as long as the connection lasts, whichever cursor
+** it came from (DELETE gets only the rowid). */
 typedef struct TcVtab TcVtab;
 struct TcVtab {
   sqlite3_vtab base;       /* a TrVtab */
   TractsConn *pConn;
-  TcEntry *a;              /* the last listing, for DELETE */
-  int n;
+  char **azPath;           /* rowid -> path */
+  int nPath, nPathAlloc;
 };
 
+/* A cursor owns its listing. */
 typedef struct TcCursor TcCursor;
 struct TcCursor {
   sqlite3_vtab_cursor base;
+  TcEntry *a;
+  int n, nAlloc;
   int i;
+  int bOom;
 };
 
-static void tcListFree(TcVtab *p){
+static void tcEntriesFree(TcCursor *c){
   int i;
-  for(i=0; i<p->n; i++) sqlite3_free(p->a[i].zPath);
-  sqlite3_free(p->a);
-  p->a = 0;
-  p->n = 0;
+  for(i=0; i<c->n; i++) sqlite3_free(c->a[i].zPath);
+  sqlite3_free(c->a);
+  c->a = 0;
+  c->n = c->nAlloc = 0;
 }
 
 /* nftw has no user pointer: the listing being built, per thread. */
-static _Thread_local TcVtab *tcBuilding;
-static _Thread_local int tcAlloc, tcOom;
+static _Thread_local TcCursor *tcBuilding;
 
 static int tcVisit(const char *zPath, const struct stat *st, int type,
                    struct FTW *ftw){
-  TcVtab *p = tcBuilding;
+  TcCursor *c = tcBuilding;
   size_t n = strlen(zPath);
   TcEntry *e;
   (void)ftw;
   if( type!=FTW_F || n<4 || strcmp(zPath+n-4, ".zip")!=0 ) return 0;
-  if( p->n>=tcAlloc ){
-    int nNew = tcAlloc*2 + 16;
-    TcEntry *a = sqlite3_realloc64(p->a, sizeof(TcEntry)*(sqlite3_uint64)nNew);
-    if( a==0 ){ tcOom = 1; return 1; }
-    p->a = a;
-    tcAlloc = nNew;
+  if( c->n>=c->nAlloc ){
+    int nNew = c->nAlloc*2 + 16;
+    TcEntry *a = sqlite3_realloc64(c->a, sizeof(TcEntry)*(sqlite3_uint64)nNew);
+    if( a==0 ){ c->bOom = 1; return 1; }
+    c->a = a;
+    c->nAlloc = nNew;
   }
-  e = &p->a[p->n];
+  e = &c->a[c->n];
   memset(e, 0, sizeof(*e));
   e->zPath = sqlite3_mprintf("%s", zPath);
-  if( e->zPath==0 ){ tcOom = 1; return 1; }
+  if( e->zPath==0 ){ c->bOom = 1; return 1; }
   e->bMeta = metaRead(zPath, &e->m)==0;
   e->nBytes = st->st_size;
-  p->n++;
+  c->n++;
   return 0;
 }
 
 static int tcCmp(const void *a, const void *b){
   return strcmp(((const TcEntry*)a)->zPath, ((const TcEntry*)b)->zPath);
+}
+
+/* The rowid of zPath, added to the path table if new; -1 on OOM. */
+static sqlite3_int64 tcRowid(TcVtab *p, const char *zPath){
+  int i;
+  for(i=0; i<p->nPath; i++){
+    if( strcmp(p->azPath[i], zPath)==0 ) return i;
+  }
+  if( p->nPath>=p->nPathAlloc ){
+    int nNew = p->nPathAlloc*2 + 16;
+    char **az = sqlite3_realloc64(p->azPath, sizeof(char*)*(sqlite3_uint64)nNew);
+    if( az==0 ) return -1;
+    p->azPath = az;
+    p->nPathAlloc = nNew;
+  }
+  p->azPath[p->nPath] = sqlite3_mprintf("%s", zPath);
+  if( p->azPath[p->nPath]==0 ) return -1;
+  return p->nPath++;
 }
 
 static int tcConnect(sqlite3 *db, void *pAux, int argc,
@@ -1691,7 +1759,10 @@ static int tcConnect(sqlite3 *db, void *pAux, int argc,
 }
 
 static int tcDisconnect(sqlite3_vtab *pVtab){
-  tcListFree((TcVtab*)pVtab);
+  TcVtab *p = (TcVtab*)pVtab;
+  int i;
+  for(i=0; i<p->nPath; i++) sqlite3_free(p->azPath[i]);
+  sqlite3_free(p->azPath);
   return trVtabFree(pVtab);
 }
 
@@ -1701,6 +1772,7 @@ static int tcOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
 }
 
 static int tcClose(sqlite3_vtab_cursor *cur){
+  tcEntriesFree((TcCursor*)cur);
   sqlite3_free(cur);
   return SQLITE_OK;
 }
@@ -1711,19 +1783,23 @@ static int tcFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
   TcVtab *p = (TcVtab*)cur->pVtab;
   char *zDir = trCacheDir(p->pConn);
   struct stat st;
+  int i;
   (void)idxNum; (void)idxStr; (void)argc; (void)argv;
-  tcListFree(p);
+  tcEntriesFree(c);
   c->i = 0;
+  c->bOom = 0;
   if( zDir && stat(zDir, &st)==0 && S_ISDIR(st.st_mode) ){
-    tcBuilding = p;
-    tcAlloc = 0;
-    tcOom = 0;
+    tcBuilding = c;
     nftw(zDir, tcVisit, 16, FTW_PHYS);
     tcBuilding = 0;
-    if( p->n>1 ) qsort(p->a, (size_t)p->n, sizeof(TcEntry), tcCmp);
+    if( c->n>1 ) qsort(c->a, (size_t)c->n, sizeof(TcEntry), tcCmp);
   }
   sqlite3_free(zDir);
-  return tcOom ? SQLITE_NOMEM : SQLITE_OK;
+  for(i=0; i<c->n && !c->bOom; i++){
+    c->a[i].iRowid = tcRowid(p, c->a[i].zPath);
+    if( c->a[i].iRowid<0 ) c->bOom = 1;
+  }
+  return c->bOom ? SQLITE_NOMEM : SQLITE_OK;
 }
 
 static int tcNext(sqlite3_vtab_cursor *cur){
@@ -1733,7 +1809,7 @@ static int tcNext(sqlite3_vtab_cursor *cur){
 
 static int tcEof(sqlite3_vtab_cursor *cur){
   TcCursor *c = (TcCursor*)cur;
-  return c->i >= ((TcVtab*)cur->pVtab)->n;
+  return c->i >= c->n;
 }
 
 static void resultTextOrNull(sqlite3_context *ctx, int bHave, const char *z){
@@ -1742,7 +1818,7 @@ static void resultTextOrNull(sqlite3_context *ctx, int bHave, const char *z){
 
 static int tcColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
   TcCursor *c = (TcCursor*)cur;
-  const TcEntry *e = &((TcVtab*)cur->pVtab)->a[c->i];
+  const TcEntry *e = &c->a[c->i];
   switch( i ){
     case TC_URL:     resultTextOrNull(ctx, e->bMeta, e->m.zUrl); break;
     case TC_PATH:    sqlite3_result_text(ctx, e->zPath, -1, SQLITE_TRANSIENT); break;
@@ -1755,8 +1831,9 @@ static int tcColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
   return SQLITE_OK;
 }
 
-static int tcRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
-  *pRowid = ((TcCursor*)cur)->i;
+static int tcRowidOf(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  TcCursor *c = (TcCursor*)cur;
+  *pRowid = c->a[c->i].iRowid;
   return SQLITE_OK;
 }
 
@@ -1782,20 +1859,20 @@ static int tcUpdate(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     return SQLITE_ERROR;
   }
   i = sqlite3_value_int64(argv[0]);
-  if( i<0 || i>=p->n ) return SQLITE_OK;
-  if( unlink(p->a[i].zPath) && errno!=ENOENT ){
+  if( i<0 || i>=p->nPath ) return SQLITE_OK;
+  if( unlink(p->azPath[i]) && errno!=ENOENT ){
     pVtab->zErrMsg = sqlite3_mprintf("tracts_cache: cannot delete '%s': %s",
-                                     p->a[i].zPath, strerror(errno));
+                                     p->azPath[i], strerror(errno));
     return SQLITE_ERROR;
   }
-  snprintf(zMeta, sizeof(zMeta), "%s.meta", p->a[i].zPath);
+  snprintf(zMeta, sizeof(zMeta), "%s.meta", p->azPath[i]);
   unlink(zMeta);
   return SQLITE_OK;
 }
 
 static sqlite3_module tcModule = {
   0, 0, tcConnect, tcBestIndex, tcDisconnect, 0, tcOpen, tcClose, tcFilter,
-  tcNext, tcEof, tcColumn, tcRowid, tcUpdate, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+  tcNext, tcEof, tcColumn, tcRowidOf, tcUpdate, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
 
 int trFetchRegister(sqlite3 *db, TractsConn *pConn){

@@ -303,6 +303,7 @@ struct FileWriter {
   int anRepaired[MAX_STATES];/* repaired per state */
   int nTract, nRepaired;     /* totals */
   int bOpen;                 /* the savepoint is open */
+  int bOuter;                /* it began the transaction */
 };
 
 static int prepareFmt(sqlite3 *db, sqlite3_stmt **pp, const char *zFmt, ...){
@@ -330,8 +331,7 @@ static void writerFinalize(FileWriter *w){
 static void writerAbort(FileWriter *w){
   writerFinalize(w);
   if( w->bOpen ){
-    sqlite3_exec(w->pLoad->pConn->db,
-                 "ROLLBACK TO tracts_load; RELEASE tracts_load", 0, 0, 0);
+    trSavepointUndo(w->pLoad->pConn->db, "tracts_load", w->bOuter);
     w->bOpen = 0;
   }
 }
@@ -355,7 +355,7 @@ static int writerBegin(FileWriter *w, TrLoad *pLoad, const char *zFile,
                        sizeof(w->zName)) ){
     w->zName[0] = 0;
   }
-  rc = sqlite3_exec(db, "SAVEPOINT tracts_load", 0, 0, 0);
+  rc = trSavepointBegin(db, "tracts_load", &w->bOuter);
   if( rc ){
     char *z = sqlite3_mprintf("cannot write inside a statement that "
                               "writes; run SELECT * FROM %s(...) on its own",
@@ -523,7 +523,6 @@ static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
   }
   sqlite3_finalize(pFile);
   if( rc==SQLITE_OK ) rc = trLayerEnsureSchema(db, L, &zMsg);  /* triggers */
-  if( rc==SQLITE_OK ) rc = sqlite3_exec(db, "RELEASE tracts_load", 0, 0, 0);
   if( rc ){
     loadErr(w->pLoad, pzErr, w->zFile, zMsg ? zMsg : sqlite3_errmsg(db));
     sqlite3_free(zMsg);
@@ -531,6 +530,13 @@ static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
     return rc;
   }
   w->bOpen = 0;
+  rc = trSavepointCommit(db, "tracts_load", w->bOuter);   /* undone if it fails */
+  if( rc ){
+    char *z = sqlite3_mprintf("cannot commit: %s", sqlite3_errstr(rc));
+    loadErr(w->pLoad, pzErr, w->zFile, z ? z : "cannot commit");
+    sqlite3_free(z);
+    return rc;
+  }
   pStates = sqlite3_str_new(db);
   for(i=0; i<w->nState; i++){
     sqlite3_str_appendf(pStates, "%s%s", i ? "," : "", w->azState[i]);
@@ -784,13 +790,31 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
     rc = loadWriteFile(p, F, pRow);
   }
   pRow->rSeconds = nowSeconds() - (F->t0>0 ? F->t0 : nowSeconds());
-  /* this file is done: nobody reads more of it, move on */
-  pthread_mutex_lock(&p->mu);
-  p->iWrite++;
-  F->iWritten = F->nChunk;
-  F->iTake = F->nChunk;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
+  /* this file is done: nobody reads more of it, move on; free it now
+  ** unless a reader is still inside a chunk (then trLoadFree does) */
+  {
+    TrSource *pSrc = 0;
+    LoadChunk *aChunk = 0;
+    int nChunk = 0, k, bBusy = 0;
+    pthread_mutex_lock(&p->mu);
+    p->iWrite++;
+    for(k=0; k<F->iTake; k++) bBusy |= !F->aChunk[k].bDone;
+    F->iWritten = F->nChunk;
+    F->iTake = F->nChunk;
+    if( !bBusy ){
+      pSrc = F->pSrc;      F->pSrc = 0;
+      aChunk = F->aChunk;  F->aChunk = 0;
+      nChunk = F->nChunk;  F->nChunk = 0;
+      F->iTake = F->iWritten = 0;
+    }
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for(k=0; k<nChunk; k++){
+      if( aChunk[k].bDone ) trShapesFree(&aChunk[k].shp);
+    }
+    free(aChunk);
+    trSourceClose(pSrc);
+  }
   if( rc==SQLITE_NOMEM || rc==SQLITE_INTERRUPT ) return rc;
   return SQLITE_ROW;
 }

@@ -336,7 +336,7 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
   const void *ap[7];
   size_t an[7];
   PipArrays arr;
-  int bTable = 0, k, rc;
+  int bTable = 0, k, rc, bOuter;
   sqlite3_int64 nMax;
   if( trConfigInt(pConn, TR_SET_PERSIST_INDEX)==0 ) return;
   if( sqlite3_db_readonly(db, "main")!=0 ) return;
@@ -368,7 +368,7 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
   for(k=0; k<7; k++){
     if( (sqlite3_uint64)an[k] > (sqlite3_uint64)nMax ) return;
   }
-  if( sqlite3_exec(db, "SAVEPOINT tracts_index_save", 0, 0, 0) ) return;
+  if( trSavepointBegin(db, "tracts_index_save", &bOuter) ) return;
   rc = sqlite3_exec(db, "DELETE FROM main.tracts_index WHERE layer='tracts'",
                     0, 0, 0);
   if( rc==SQLITE_OK ){
@@ -385,10 +385,10 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
   }
   sqlite3_finalize(pStmt);
   if( rc ){
-    sqlite3_exec(db, "ROLLBACK TO tracts_index_save", 0, 0, 0);
+    trSavepointUndo(db, "tracts_index_save", bOuter);
+  }else if( trSavepointCommit(db, "tracts_index_save", bOuter)==SQLITE_OK ){
+    trMonitorMark(pConn, "index saved");
   }
-  sqlite3_exec(db, "RELEASE tracts_index_save", 0, 0, 0);
-  trMonitorMark(pConn, "index saved");
 }
 
 /* Build the index from the tracts table. */

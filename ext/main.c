@@ -55,6 +55,35 @@ int trVtabConnect(sqlite3 *db, void *pAux, const char *zSchema, size_t nByte,
   return SQLITE_OK;
 }
 
+int trSavepointBegin(sqlite3 *db, const char *zName, int *pbOuter){
+  char *z = sqlite3_mprintf("SAVEPOINT %s", zName);
+  int rc;
+  *pbOuter = sqlite3_get_autocommit(db);
+  rc = z ? sqlite3_exec(db, z, 0, 0, 0) : SQLITE_NOMEM;
+  sqlite3_free(z);
+  return rc;
+}
+
+void trSavepointUndo(sqlite3 *db, const char *zName, int bOuter){
+  char *z;
+  if( bOuter && !sqlite3_get_autocommit(db) ){
+    /* the transaction is ours: end it (never busy, unlike a RELEASE) */
+    sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+    return;
+  }
+  z = sqlite3_mprintf("ROLLBACK TO %s; RELEASE %s", zName, zName);
+  if( z ) sqlite3_exec(db, z, 0, 0, 0);
+  sqlite3_free(z);
+}
+
+int trSavepointCommit(sqlite3 *db, const char *zName, int bOuter){
+  char *z = sqlite3_mprintf("RELEASE %s", zName);
+  int rc = z ? sqlite3_exec(db, z, 0, 0, 0) : SQLITE_NOMEM;
+  sqlite3_free(z);
+  if( rc ) trSavepointUndo(db, zName, bOuter);
+  return rc;
+}
+
 int trVtabFree(sqlite3_vtab *pVtab){
   sqlite3_free(pVtab);
   return SQLITE_OK;

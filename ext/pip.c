@@ -1069,8 +1069,10 @@ void pipArrays(const PipIndex *p, PipArrays *a){
 }
 
 /* Check the leaf record at aLeaf[off]: every word read by leafLookup and
-** nearLeaf is inside the arrays. 0 if good. */
-static int checkLeaf(const PipArrays *a, size_t off){
+** nearLeaf is inside the arrays; its edges are added to *pnEdge (the
+** caller bounds the total, so that no lookup can be made to crawl). 0 if
+** good. */
+static int checkLeaf(const PipArrays *a, size_t off, uint64_t *pnEdge){
   const uint32_t *L = a->aLeaf;
   size_t n = a->nLeaf, i, nIn, nGroup, k;
   if( off+4>n ) return 1;
@@ -1089,6 +1091,7 @@ static int checkLeaf(const PipArrays *a, size_t off){
     for(j=0; j<nRun; j++){
       uint64_t iFirst = L[off+2*j], nE = L[off+2*j+1];
       if( nE>0 && iFirst + nE >= a->nV ) return 1;   /* reads vertex iFirst+nE */
+      *pnEdge += nE;
     }
     off += 2*nRun;
   }
@@ -1099,11 +1102,16 @@ PipIndex *pipAdopt(PipArrays *a){
   const PipNode *aNode = (const PipNode*)a->aNode;
   uint8_t *aSeenNode = 0, *aSeenLeaf = 0;
   size_t *aStack = 0, nStack = 0;
+  uint64_t nEdge = 0;
   PipIndex *p = 0;
   int bad = 0;
   /* Walk the grid from the root: every word's target exists, every
   ** child grid covers exactly its parent cell (so walks end), every leaf
-  ** record stays inside the arrays; each grid and leaf is checked once. */
+  ** record stays inside the arrays. The grid is a tree: a grid or leaf
+  ** reached twice is refused (shared ones would let a forged index make
+  ** walks exponential), and the edges of all leaves together may not
+  ** exceed 16 per vertex (a built index has about 1.3), so no lookup
+  ** can be made to scan the whole vertex array many times over. */
   if( a->nV>0xfffffff0u || a->nCell>MAX_PAYLOAD || a->nLeaf>MAX_PAYLOAD
    || a->nNode>MAX_PAYLOAD ){
     goto done;
@@ -1114,7 +1122,7 @@ PipIndex *pipAdopt(PipArrays *a){
   if( aSeenNode==0 || aSeenLeaf==0 || aStack==0 ) goto done;
   switch( TAG(a->root) ){
     case TAG_FULL: bad = PAYLOAD(a->root)>=a->nPoly; break;
-    case TAG_LEAF: bad = checkLeaf(a, PAYLOAD(a->root)); break;
+    case TAG_LEAF: bad = checkLeaf(a, PAYLOAD(a->root), &nEdge); break;
     case TAG_CHILD: {
       size_t k = PAYLOAD(a->root);
       bad = k>=a->nNode || aNode[k].shift + aNode[k].bits != 32;
@@ -1134,14 +1142,18 @@ PipIndex *pipAdopt(PipArrays *a){
       switch( TAG(w) ){
         case TAG_FULL: bad = k>=a->nPoly; break;
         case TAG_LEAF:
-          if( k>=a->nLeaf ){ bad = 1; break; }
-          if( !aSeenLeaf[k] ){ aSeenLeaf[k] = 1; bad = checkLeaf(a, k); }
+          if( k>=a->nLeaf || aSeenLeaf[k] ){ bad = 1; break; }
+          aSeenLeaf[k] = 1;
+          bad = checkLeaf(a, k, &nEdge)
+             || nEdge > 16*(uint64_t)a->nV + 65536;
           break;
         case TAG_CHILD:
-          if( k>=a->nNode || aNode[k].shift + aNode[k].bits != n->shift ){
+          if( k>=a->nNode || aSeenNode[k]
+           || aNode[k].shift + aNode[k].bits != n->shift ){
             bad = 1; break;
           }
-          if( !aSeenNode[k] ){ aSeenNode[k] = 1; aStack[nStack++] = k; }
+          aSeenNode[k] = 1;
+          aStack[nStack++] = k;
           break;
       }
     }

@@ -49,6 +49,16 @@ struct TractsConn {
 
 void trConnUnref(void *p);            /* destructor of registrations */
 
+/* Savepoints that may begin the transaction. trSavepointBegin notes in
+** *pbOuter whether it did. trSavepointCommit releases it; when that is
+** the commit and it fails (SQLITE_BUSY: another connection reads, in
+** rollback-journal mode), everything is undone and the connection is out
+** of the transaction again, and the error returned. trSavepointUndo rolls
+** back all the savepoint did and ends it. */
+int trSavepointBegin(sqlite3 *db, const char *zName, int *pbOuter);
+int trSavepointCommit(sqlite3 *db, const char *zName, int bOuter);
+void trSavepointUndo(sqlite3 *db, const char *zName, int bOuter);
+
 /* The virtual tables (all eponymous table-valued functions) share these.
 ** Each vtab object starts with a TrVtab. */
 typedef struct TrVtab TrVtab;

@@ -60,6 +60,10 @@ and are taken when the request arrives.  HEAD is never failed by the
   no_etag      true: no ETag or Last-Modified; conditionals are ignored and
                an If-Range never matches (so a Range gets a full 200)
   no_range     true: no Accept-Ranges; Range is ignored (full 200)
+  ignore_range true: Accept-Ranges: bytes is sent, but Range is ignored
+               all the same (full 200), as some servers and proxies do
+  weak_etag    true: the ETag is weak (W/"..."); an If-Range naming it
+               never matches (RFC 7233 wants a strong validator there)
   require_ua   substring the User-Agent must contain, else 403
   comment      ignored
 
@@ -115,6 +119,7 @@ RULE_FIELDS = {
     "match", "comment", "latency_ms", "rate", "fail_first", "fail_rate",
     "fail_status", "retry_after", "status", "truncate", "reset", "stall",
     "corrupt", "html", "empty", "no_etag", "no_range", "require_ua",
+    "ignore_range", "weak_etag",
 }
 HTML_PAGE = (b"<!DOCTYPE html><html><body>Service unavailable"
              b"</body></html>")
@@ -213,7 +218,9 @@ def _http_time(value):
 
 
 def _etag_in(header, etag):
-    """If-None-Match comparison (weak: W/ is ignored)."""
+    """If-None-Match comparison (weak: W/ is ignored on both sides)."""
+    if etag.startswith("W/"):
+        etag = etag[2:]
     for tag in header.split(","):
         tag = tag.strip()
         if tag == "*":
@@ -603,9 +610,12 @@ class Handler(BaseHTTPRequestHandler):
         size = st.st_size
         no_etag = bool(val("no_etag"))
         no_range = bool(val("no_range"))
+        ignore_range = bool(val("ignore_range"))
         etag = lastmod = None
         if not no_etag:
             etag = srv.etag_for(path, st)
+            if val("weak_etag"):
+                etag = "W/" + etag
             lastmod = email.utils.formatdate(st.st_mtime, usegmt=True)
         mtime = int(st.st_mtime)
 
@@ -629,12 +639,14 @@ class Handler(BaseHTTPRequestHandler):
 
         start, end, code = 0, size - 1, 200
         rh = hd.get("Range")
-        if rh is not None and not no_range:
+        if rh is not None and not no_range and not ignore_range:
             honour = True
             ifr = hd.get("If-Range")
             if ifr is not None:
                 ifr = ifr.strip()
-                if ifr.startswith('"') or ifr.startswith("W/"):
+                if ifr.startswith("W/"):
+                    honour = False
+                elif ifr.startswith('"'):
                     honour = etag is not None and ifr == etag
                 else:
                     t = _http_time(ifr)

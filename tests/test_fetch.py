@@ -215,10 +215,11 @@ def test_bad_arguments_are_clear_errors():
                  "fetch_tracts: unknown option 'fast' (known: refresh, "
                  "offline, strict)")
     for bad in ("ftp://x/", "http://", "http:///x/", "http://h/a?b=1",
-                "http://h/a#f", "http://h/../etc/", "http://h/a/..", "x"):
+                "http://h/a#f", "http://h/../etc/", "http://h/a/..", "x",
+                "http://user:secret@h/x/"):
         expect_error(e.c, "select tracts_config('base_url', ?)", (bad,),
                      "tracts_config: base_url must be an http:// or https:// "
-                     "URL of a directory (no query, fragment or ..), got '%s'"
+                     "URL of a directory (no query, fragment, .. or user@), got '%s'"
                      % bad)
     expect_error(e.c, "select tracts_config('user_agent', 'a' || char(10) || "
                  "'X-Evil: 1')", (),
@@ -349,10 +350,16 @@ def test_tracts_cache_lists_and_delete_prunes():
         eq(r[3], sha(src(fips)))
         eq(sha(r[1]), r[3])
         assert r[4].endswith("Z") and r[5].startswith('"') and r[6], r
-    eq(e.c.execute("delete from tracts_cache where url like '%_44_%'")
+    eq(e.c.execute("select count(*) from tracts_cache a, tracts_cache b")
+       .fetchone()[0], 9, "two cursors, each its own listing")
+    eq(e.c.execute("delete from tracts_cache where path in (select path from "
+                   "tracts_cache where instr(url, '_25_tract'))").rowcount, 1)
+    eq(sorted(r[0] for r in e.c.execute("select url from tracts_cache")),
+       sorted(url(f) for f in ("44", "09")))
+    eq(e.c.execute("delete from tracts_cache where instr(url, '_44_tract')")
        .rowcount, 1)
-    eq(e.c.execute("select count(*) from tracts_cache").fetchone()[0], 2)
-    eq([f for f in e.cache_files() if "_44_" in f], [])
+    eq(e.c.execute("select count(*) from tracts_cache").fetchone()[0], 1)
+    eq([f for f in e.cache_files() if "_44_" in f or "_25_" in f], [])
     expect_error(e.c, "update tracts_cache set bytes=0", (),
                  "tracts_cache: only DELETE is supported (fetch_tracts fills "
                  "the cache)")
@@ -590,6 +597,90 @@ def test_one_file_on_many_connections():
     eq(len(set(starts)), len(starts), "no piece is fetched twice")
     eq(rows[0]["requests"], len(g))
     e.check(["25"])
+
+
+def test_server_that_advertises_ranges_but_ignores_them():
+    e = Env("ignorerange", connections=8, split_kb=64, retries=2)
+    e.rules([{"match": "*", "ignore_range": True, "rate": 1000000}])
+    rows = e.fetch("MA,CT")
+    eq([r["error"] for r in rows], [None, None])
+    for fips in ("25", "09"):
+        g = gets(e.log(fips))
+        eq(g[0]["range"], None)
+        assert all(x["status"] == 200 for x in g), g
+    e.check(["25", "09"])
+    # after one refused range, the file is never asked for a range again
+    assert len(gets(e.log())) <= 2 + 2 * 8, len(gets(e.log()))
+
+
+def test_weak_etag_is_never_used_for_if_range():
+    e = Env("weaketag", connections=4, split_kb=64)
+    e.rules([{"match": "*", "weak_etag": True, "rate": 400000,
+              "truncate": {"times": 1, "at": 0.3}}])
+    rows = e.fetch("MA")
+    eq(rows[0]["error"], None)
+    for x in gets(e.log()):
+        if x["if_range"]:
+            assert not x["if_range"].startswith("W/"), x
+    e.check(["25"])
+    e.rules([{"match": "*", "weak_etag": True}])
+    eq(e.fetch("MA")[0]["status"], 304, "a weak ETag still revalidates")
+
+
+def raw_server(reply):
+    """A one-shot-per-connection HTTP server on 127.0.0.1 that reads the
+    request and sends reply(); returns (port, hits, stop)."""
+    import socket
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    hits = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(65536)
+                hits.append(1)
+                for part in reply():
+                    conn.sendall(part)
+            except OSError:
+                pass
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv.getsockname()[1], hits, srv.close
+
+
+def test_body_without_length_and_a_stray_content_range():
+    data = open(src("44"), "rb").read()
+    port, hits, stop = raw_server(lambda: [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/zip\r\n"
+        b"Content-Range: bytes 0-9/10\r\nConnection: close\r\n\r\n", data])
+    e = Env("nolength")
+    e.set(base_url="http://127.0.0.1:%d/geo/tiger/" % port)
+    rows = e.fetch("RI")
+    stop()
+    eq((rows[0]["error"], rows[0]["bytes"], len(hits)), (None, len(data), 1))
+    eq(e.content("44"), _ref["44"])
+
+
+def test_endless_error_body_is_cut_short():
+    def reply():
+        yield (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: "
+               b"100000000\r\n\r\n")
+        for _ in range(64):
+            yield b"x" * 16384
+    port, hits, stop = raw_server(reply)
+    e = Env("endless", retries=1)
+    e.set(base_url="http://127.0.0.1:%d/geo/tiger/" % port)
+    rows = e.fetch("RI")
+    stop()
+    eq(rows[0]["error"], "HTTP 503 after 1 retry: %s" % rows[0]["url"])
+    eq(len(hits), 2)
 
 
 def test_split_survives_faults_in_pieces():

@@ -1202,6 +1202,57 @@ def test_saved_index_is_read_back_and_checked():
     r.close()
 
 
+def test_commit_blocked_by_a_reader_leaves_no_open_transaction():
+    """In rollback-journal mode a reader blocks the commit (RELEASE of the
+    outermost savepoint): the work is undone and the connection is out of
+    any transaction, so nothing later is lost silently."""
+    db = os.path.join(FX, "busy.db")
+    for x in (db, db + "-journal"):
+        if os.path.exists(x):
+            os.remove(x)
+    setup = connect(db)
+    setup.execute("create table big(x)")
+    setup.executemany("insert into big values(?)", [(i,) for i in range(5000)])
+    setup.close()
+
+    def reader():
+        b = sqlite3.connect(db, isolation_level=None)
+        cur = b.execute("select * from big")
+        cur.fetchone()                       # holds a shared lock
+        return b, cur
+
+    a = sqlite3.connect(db, isolation_level=None, timeout=0.2)
+    a.enable_load_extension(True)
+    a.load_extension(EXT)
+    b, cur = reader()
+    expect_error(a, "select * from load_tracts(?)", (HAND_ZIP(),),
+                 "load_tracts: %s: cannot commit: database is locked" % HAND_ZIP())
+    eq(a.in_transaction, False, "no transaction left open by the load")
+    cur.fetchall()
+    b.close()
+    eq(a.execute("select count(*) from sqlite_schema where name like 'tracts%'")
+       .fetchone()[0], 0, "the failed load left nothing")
+    eq(a.execute("select count(*) from load_tracts(?)", (HAND_ZIP(),))
+       .fetchone()[0], 1)
+    # the saved index: a blocked commit means it is just not saved
+    a.close()
+    a = sqlite3.connect(db, isolation_level=None, timeout=0.2)
+    a.enable_load_extension(True)
+    a.load_extension(EXT)
+    b, cur = reader()
+    eq(a.execute("select tract_of(-71.45, 41.55)").fetchone()[0], "44007000100")
+    eq(a.in_transaction, False, "no transaction left open by tract_of")
+    cur.fetchall()
+    b.close()
+    a.execute("insert into big values(-1)")
+    eq(a.execute("select count(*) from tracts_index").fetchone()[0], 0)
+    a.close()
+    a = sqlite3.connect(db)
+    eq(a.execute("select count(*) from big where x=-1").fetchone()[0], 1,
+       "a later write was committed")
+    a.close()
+
+
 def test_sqlite3_shell_batch():
     db = os.path.join(FX, "shell.db")
     if os.path.exists(db):
