@@ -667,10 +667,10 @@ static int xferStart(Fetch *p, FetchJob *j, int iSeg){
   return 0;
 }
 
-/* Stop every transfer of j (it failed, or the fetch is aborted). */
-static void jobStopAll(Fetch *p, FetchJob *j){
+/* Stop the transfers of pieces iFirst.. of j. */
+static void jobStopFrom(Fetch *p, FetchJob *j, int iFirst){
   int i;
-  for(i=0; i<j->nSeg; i++){
+  for(i=iFirst; i<j->nSeg; i++){
     Xfer *x = j->aSeg[i].pX;
     if( x ){
       curl_multi_remove_handle(p->pMulti, x->h);
@@ -680,21 +680,18 @@ static void jobStopAll(Fetch *p, FetchJob *j){
   }
 }
 
-static void jobUseCache(Fetch *p, FetchJob *j);
+/* Stop every transfer of j (it failed, or the fetch is aborted). */
+static void jobStopAll(Fetch *p, FetchJob *j){
+  jobStopFrom(p, j, 0);
+}
 
 /* Stop every piece but piece 0, which stays as it is. */
 static void jobStopOthers(Fetch *p, FetchJob *j){
-  int i;
-  for(i=1; i<j->nSeg; i++){
-    Xfer *x = j->aSeg[i].pX;
-    if( x ){
-      curl_multi_remove_handle(p->pMulti, x->h);
-      xferFree(x);
-      j->aSeg[i].pX = 0;
-    }
-  }
+  jobStopFrom(p, j, 1);
   j->nSeg = 1;
 }
+
+static void jobUseCache(Fetch *p, FetchJob *j);
 
 static void jobFail(Fetch *p, FetchJob *j, const char *zFmt, ...){
   va_list ap;
