@@ -5,6 +5,10 @@ server with 300 ms latency and a 20 Mbit/s (2.5 MB/s) cap per connection.
 
     /usr/bin/python3 bench/fetch_bench.py [--runs 3] [--runs-slow 1]
 
+With --vertices N the zips are a set of their own (gentracts --vertices N,
+in build/bench/states-vN); make bench uses 325, which gives 181 MB, the
+size of the real 2019 files.
+
 Data: the 52 generated state zips of bench/bench.py (build/bench/states,
 made with build/gentracts if missing), hard-linked (or copied) under their
 Census names into build/bench/mirror/geo/tiger/GENZ2019/shp/ and served by
@@ -96,9 +100,17 @@ def die(msg):
 
 # ---- data -----------------------------------------------------------------
 
-def data():
-    """Make the state zips if missing (as bench.py's data() does) and the
-    mirror tree; return {name: (size, sha256, dbf records)}."""
+def data(vertices=None):
+    """Make the state zips if missing (as bench.py's data() does, or with
+    --vertices a set of its own) and the mirror tree; return {name: (size,
+    sha256, dbf records)}."""
+    if vertices and not os.path.exists(os.path.join(STATES, NAMES[-1])):
+        os.makedirs(STATES, exist_ok=True)
+        r = subprocess.run([os.path.join(B, "gentracts"), "--out", STATES,
+                            "--states", "all", "--vertices", str(vertices)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            die("gentracts failed:\n" + r.stdout + r.stderr)
     if not os.path.exists(os.path.join(STATES, NAMES[-1])):
         os.makedirs(STATES, exist_ok=True)
         nat = os.path.join(D, "national")
@@ -457,7 +469,15 @@ def main():
     ap.add_argument("--points", help="ignored (bench.py's)")
     ap.add_argument("--no-peers", action="store_true", help="ignored (bench.py's)")
     ap.add_argument("--big", action="store_true", help="ignored (bench.py's)")
+    ap.add_argument("--vertices", type=int, default=None,
+                    help="a data set of its own with this many vertices per "
+                    "tract (gentracts --vertices; 340 gives about the 182 MB "
+                    "of the real 2019 files)")
     a = ap.parse_args()
+    if a.vertices:
+        global STATES, MIRROR
+        STATES = os.path.join(D, "states-v%d" % a.vertices)
+        MIRROR = os.path.join(D, "mirror-v%d" % a.vertices)
     if a.only is not None and "fetch" not in a.only.split(","):
         return
     if a.runs < 1:
@@ -470,7 +490,7 @@ def main():
         if not shutil.which(tool):
             die("needs %s" % tool)
     os.makedirs(W, exist_ok=True)
-    src = data()
+    src = data(a.vertices)
     total = sum(v[0] for v in src.values())
     largest = max(src, key=lambda n: src[n][0])
 
@@ -531,11 +551,14 @@ def report(a, src, total, largest, results, extra, largest_w, load_w):
     say("# fetch_tracts benchmark: downloading the 52 state zips")
     say()
     say("Machine: %d cores (%s), %s. Data: the 52 generated state zips of "
-        "bench.py, %d files, %.1f MB (%d bytes), %d tracts. Server: "
+        "%s, %d files, %.1f MB (%d bytes), %d tracts. Server: "
         "tests/census_server.py on 127.0.0.1, %d ms latency per request, "
         "%.1f MB/s (%d Mbit/s) per connection. Median of %d runs (the "
         "curl loop: %d)."
-        % (os.cpu_count(), cpu, time.strftime("%Y-%m-%d"), len(src), total / 1e6,
+        % (os.cpu_count(), cpu, time.strftime("%Y-%m-%d"),
+           "bench.py" if not a.vertices else
+           "gentracts --vertices %d (the size of the real 2019 files)" % a.vertices,
+           len(src), total / 1e6,
            total, sum(v[2] for v in src.values()), LATENCY_MS, RATE / 1e6,
            RATE * 8 // 1000000, a.runs, a.runs_slow))
     say()
