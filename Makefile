@@ -7,6 +7,7 @@
 #   make test-plain only the plain build
 #   make asan-test  only the ASan/UBSan build
 #   make demo       deps + build + examples/demo.sql end to end, offline
+#   make fuzz / fuzz-index  libFuzzer: the zip reader / the saved-index check
 #   make bench      national-scale benchmark and downloads (not part of the
 #                   tests; bench/run.sh --runs 3 --big)
 #   make install    copy the extension to $(PREFIX)/lib
@@ -36,7 +37,7 @@ DEB_TEST  := python3 python3-shapely python3-gdal libsqlite3-mod-spatialite \
 DEB_BENCH := python3-geopandas postgresql-15 postgresql-15-postgis-3 \
              python3-psycopg2
 
-.PHONY: all deps deps-test deps-bench test test-plain asan-test fuzz demo bench install clean tools
+.PHONY: all deps deps-test deps-bench test test-plain asan-test fuzz fuzz-index demo bench install clean tools
 
 all: $(BUILD)/tracts.so
 
@@ -123,6 +124,18 @@ $(BUILD)/fuzz_zip: tests/fuzz_zip.c ext/shpzip.c ext/geom.c ext/tracts_int.h
 	clang -O1 -g -fsanitize=fuzzer,address,undefined $(XCFLAGS) -o $@ \
 	  tests/fuzz_zip.c ext/shpzip.c ext/geom.c \
 	  $(shell pkg-config --libs libzip shapelib libcrypto) -lgeos_c -lpthread -lm
+
+# libFuzzer harness for the saved-index check (tests/fuzz_index.c).
+$(BUILD)/fuzz_index: tests/fuzz_index.c ext/pip.c ext/tracts_int.h
+	clang -O1 -g -fsanitize=fuzzer,address,undefined $(XCFLAGS) -o $@ \
+	  tests/fuzz_index.c ext/pip.c -lpthread -lm
+
+fuzz-index: deps-test
+	@sh tests/deps.sh clang
+	@$(MAKE) --no-print-directory $(BUILD)/fuzz_index
+	@mkdir -p $(BUILD)/fuzz-index-corpus
+	cd $(BUILD) && ./fuzz_index -max_total_time=$${FUZZ_SECONDS:-60} \
+	  -timeout=5 -max_len=4096 fuzz-index-corpus
 
 fuzz: deps-test
 	@sh tests/deps.sh clang
