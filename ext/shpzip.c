@@ -42,6 +42,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <iconv.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,7 +110,9 @@ static SAOffset memRead(void *p, SAOffset size, SAOffset nmemb, SAFile file){
   if( nmemb > ((size_t)-1)/size ) return 0;
   nWant = size*nmemb;
   nLeft = f->iPos < f->pBuf->n ? f->pBuf->n - f->iPos : 0;
-  if( nWant>nLeft ) nWant = (nLeft/size)*size;
+  /* as fread: a short read still delivers the bytes there are (shapelib
+  ** reads the .cpg as one item larger than the file) */
+  if( nWant>nLeft ) nWant = nLeft;
   if( nWant ) memcpy(p, f->pBuf->a + f->iPos, nWant);
   f->iPos += nWant;
   return nWant/size;
@@ -293,8 +296,75 @@ static int isUtf8(const unsigned char *z, size_t n){
 }
 
 /* Copy DBF text, trimming spaces; NULL for empty. One malloc for all. */
-static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec,
-                        int *piBad){
+/* The encoding of the DBF's text, as an iconv name in zEnc, "" for UTF-8:
+** from the .cpg (shapelib reads it), else from the DBF's language driver
+** byte (87 is Windows ANSI); otherwise UTF-8 is assumed. 0, or 1 with
+** p->zErr if the .cpg names an encoding iconv cannot read. */
+static int dbfEncoding(TrShapes *p, DBFHandle hDbf, char *zEnc, size_t nEnc){
+  const char *zCp = DBFGetCodePage(hDbf);
+  char zUp[64];
+  size_t n = 0, i;
+  iconv_t cd;
+  zEnc[0] = 0;
+  if( zCp==0 ) return 0;
+  while( *zCp==' ' || *zCp=='\t' ) zCp++;
+  if( strncmp(zCp, "LDID/", 5)==0 ){
+    if( atoi(zCp+5)==87 ) snprintf(zEnc, nEnc, "CP1252");
+    return 0;
+  }
+  for(i=0; zCp[i] && n+1<sizeof(zUp); i++){
+    char c = zCp[i];
+    if( c=='\r' || c=='\n' ) break;
+    zUp[n++] = (char)toupper((unsigned char)c);
+  }
+  while( n>0 && zUp[n-1]==' ' ) n--;
+  zUp[n] = 0;
+  if( n==0 || strcmp(zUp, "UTF-8")==0 || strcmp(zUp, "UTF8")==0 ) return 0;
+  if( strcmp(zUp, "88591")==0 || strcmp(zUp, "8859-1")==0
+   || strcmp(zUp, "ISO88591")==0 || strcmp(zUp, "LATIN1")==0 ){
+    snprintf(zEnc, nEnc, "ISO-8859-1");
+  }else if( strspn(zUp, "0123456789")==n ){
+    snprintf(zEnc, nEnc, "CP%s", zUp);              /* "1252": a code page */
+  }else if( strncmp(zUp, "ANSI ", 5)==0 && strspn(zUp+5, "0123456789")==n-5 ){
+    snprintf(zEnc, nEnc, "CP%s", zUp+5);
+  }else{
+    snprintf(zEnc, nEnc, "%s", zUp);
+  }
+  cd = iconv_open("UTF-8", zEnc);
+  if( cd==(iconv_t)-1 ){
+    setErr(p, "the .cpg names an encoding that cannot be read: '%s'", zUp);
+    return 1;
+  }
+  iconv_close(cd);
+  return 0;
+}
+
+/* Text of n bytes in the DBF's encoding as UTF-8 (malloc'd), or NULL if
+** it is not valid in that encoding (or on OOM: *pbOom). */
+static char *toUtf8(iconv_t cd, const char *s, size_t n, int *pbOom){
+  char *zOut, *zIn = (char*)s, *z;
+  size_t nIn = n, nOut = 4*n + 1;
+  if( cd==(iconv_t)-1 ){
+    if( !isUtf8((const unsigned char*)s, n) ) return 0;
+    zOut = malloc(n+1);
+    if( zOut==0 ){ *pbOom = 1; return 0; }
+    memcpy(zOut, s, n);
+    zOut[n] = 0;
+    return zOut;
+  }
+  zOut = z = malloc(nOut);
+  if( zOut==0 ){ *pbOom = 1; return 0; }
+  iconv(cd, 0, 0, 0, 0);
+  if( iconv(cd, &zIn, &nIn, &z, &nOut)==(size_t)-1 || nIn!=0 ){
+    free(zOut);
+    return 0;
+  }
+  *z = 0;
+  return zOut;
+}
+
+static char **readAttrs(DBFHandle hDbf, iconv_t cd, const int *aiField,
+                        int nField, int iRec, int *piBad){
   size_t nTotal = sizeof(char*)*(size_t)nField;
   const char *az[64];
   size_t an[64];
@@ -308,20 +378,18 @@ static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec
     while( *s==' ' ) s++;
     n = strlen(s);
     while( n>0 && s[n-1]==' ' ) n--;
-    az[i] = s; an[i] = n;
-    nTotal += n + 1;
-    if( !isUtf8((const unsigned char*)s, n) ){
-      int k;
-      for(k=0; k<i; k++) free((char*)az[k]);
-      *piBad = i;
-      return 0;
-    }
-    /* copy now into a scratch since the next read overwrites s */
+    /* converted (and copied: the next read overwrites s) */
     {
-      char *c = malloc(n+1);
-      if( c==0 ){ int k; for(k=0;k<i;k++) free((char*)az[k]); return 0; }
-      memcpy(c, s, n); c[n] = 0;
+      int bOom = 0, k;
+      char *c = toUtf8(cd, s, n, &bOom);
+      if( c==0 ){
+        for(k=0; k<i; k++) free((char*)az[k]);
+        if( !bOom ) *piBad = i;
+        return 0;
+      }
       az[i] = c;
+      an[i] = strlen(c);
+      nTotal += an[i] + 1;
     }
   }
   azOut = malloc(nTotal);
@@ -339,7 +407,7 @@ static char **readAttrs(DBFHandle hDbf, const int *aiField, int nField, int iRec
 /* Check the shapefile in pSet for pLayer: polygons, record counts, the
 ** layer's DBF fields (their indexes into aiField). 0, or 1 with p->zErr. */
 static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
-                     int *pnEnt, int *aiField){
+                     int *pnEnt, int *aiField, char *zEnc, size_t nEnc){
   SAHooks hooks;
   char zName[64];
   SHPHandle hShp = 0;
@@ -386,6 +454,7 @@ static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     setErr(p, "the .dbf has %d records but the .shp has %d", nDbf, nEnt);
     goto done;
   }
+  if( dbfEncoding(p, hDbf, zEnc, nEnc) ) goto done;
   for(i=0; i<pLayer->nField; i++){
     aiField[i] = DBFGetFieldIndex(hDbf, pLayer->aField[i].zName);
     if( aiField[i]<0 ){
@@ -406,11 +475,13 @@ done:
 ** handles on the shared buffers, so threads may read ranges at once.
 ** Record numbers in errors count from 1 over the whole file. */
 static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
-                     const int *aiField, int iFirst, int n, int bRepair){
+                     const int *aiField, const char *zEnc, int iFirst, int n,
+                     int bRepair){
   SAHooks hooks;
   char zName[64];
   SHPHandle hShp = 0;
   DBFHandle hDbf = 0;
+  iconv_t cd = (iconv_t)-1;
   int i, rc = 1;
 
   memHooks(&hooks);
@@ -422,6 +493,13 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     setErr(p, "cannot reopen the shapefile%s%s", shpLastErr[0] ? ": " : "",
            shpLastErr);
     goto done;
+  }
+  if( zEnc[0] ){
+    cd = iconv_open("UTF-8", zEnc);
+    if( cd==(iconv_t)-1 ){
+      setErr(p, "cannot convert from %s: %s", zEnc, strerror(errno));
+      goto done;
+    }
   }
   p->aRec = calloc((size_t)(n>0 ? n : 1), sizeof(TrRecord));
   if( p->aRec==0 ){ setErr(p, "out of memory"); goto done; }
@@ -468,10 +546,16 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     SHPDestroyObject(o);
     {
       int iBad = -1;
-      r->azAttr = readAttrs(hDbf, aiField, pLayer->nField, iRec, &iBad);
+      r->azAttr = readAttrs(hDbf, cd, aiField, pLayer->nField, iRec, &iBad);
+      if( r->azAttr==0 && iBad>=0 && zEnc[0] ){
+        setErr(p, "record %d: field %s is not valid %s", iRec+1,
+               pLayer->aField[iBad].zName, zEnc);
+        goto done;
+      }
       if( r->azAttr==0 && iBad>=0 ){
-        setErr(p, "record %d: field %s is not valid UTF-8", iRec+1,
-               pLayer->aField[iBad].zName);
+        setErr(p, "record %d: field %s is not valid UTF-8 (for text in "
+               "another encoding, a .cpg naming it, such as ISO-8859-1, "
+               "lets it load)", iRec+1, pLayer->aField[iBad].zName);
         goto done;
       }
       if( r->azAttr==0 ){ setErr(p, "out of memory"); goto done; }
@@ -481,6 +565,7 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
   DBFClose(hDbf); hDbf = 0;
   rc = validateAll(p, bRepair, iFirst);
 done:
+  if( cd!=(iconv_t)-1 ) iconv_close(cd);
   if( hShp ) SHPClose(hShp);
   if( hDbf ) DBFClose(hDbf);
   if( rc ) trShapesFree(p);
@@ -750,6 +835,7 @@ struct TrSource {
   MemSet set;             /* the parts, in memory */
   int nRec;               /* records */
   int aiField[64];        /* DBF field of each layer field */
+  char zEnc[80];          /* iconv name of the DBF's text encoding, "" UTF-8 */
   char zSha256[65];       /* of the file */
 };
 
@@ -764,7 +850,8 @@ static int sourceFinish(TrSource **pp, const TrLayer *pLayer, MemSet *pSet,
   s->pLayer = pLayer;
   s->set = *pSet;
   memcpy(s->zSha256, pErr->zSha256, sizeof(s->zSha256));
-  if( openCheck(pErr, pLayer, &s->set, &s->nRec, s->aiField) ){
+  if( openCheck(pErr, pLayer, &s->set, &s->nRec, s->aiField, s->zEnc,
+                sizeof(s->zEnc)) ){
     snprintf(zErr, TR_ERR_SIZE, "%s", pErr->zErr);
     trSourceClose(s);
     return 1;
@@ -810,7 +897,8 @@ int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, TrShapes *p){
   if( iFirst<0 || n<0 || iFirst>s->nRec - n ){
     return setErr(p, "records %d to %d are out of range", iFirst+1, iFirst+n);
   }
-  return readRange(p, s->pLayer, &s->set, s->aiField, iFirst, n, bRepair);
+  return readRange(p, s->pLayer, &s->set, s->aiField, s->zEnc, iFirst, n,
+                   bRepair);
 }
 
 void trSourceClose(TrSource *s){

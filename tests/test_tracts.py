@@ -1202,6 +1202,77 @@ def test_saved_index_is_read_back_and_checked():
     r.close()
 
 
+def encoded_variant(name, name_bytes, cpg, ldid=None):
+    """The hand-made zip with record 1's NAME set to name_bytes (raw), its
+    .cpg replaced by cpg (None: no .cpg) and the DBF's language driver
+    byte set to ldid; returns the new zip's path."""
+    src = zipfile.ZipFile(HAND_ZIP())
+    d = os.path.join(FX, "enc-" + name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    out = os.path.join(d, "cb_2019_44_tract_500k.zip")
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for m in src.namelist():
+            data = src.read(m)
+            if m.endswith(".cpg"):
+                continue
+            if m.endswith(".dbf"):
+                data = bytearray(data)
+                hl = struct.unpack("<H", data[8:10])[0]
+                off, i = 1, 32
+                while data[i] != 0x0D:
+                    fname = data[i:i+11].split(b"\0")[0]
+                    width = data[i+16]
+                    if fname == b"NAME":
+                        break
+                    off += width
+                    i += 32
+                data[hl+off:hl+off+width] = name_bytes.ljust(width, b" ")
+                if ldid is not None:
+                    data[29] = ldid
+                data = bytes(data)
+            z.writestr(m, data)
+        if cpg is not None:
+            z.writestr("cb_2019_44_tract_500k.cpg", cpg)
+    return out
+
+
+def test_dbf_text_in_the_encoding_its_cpg_names():
+    def name_of(path):
+        c = connect()
+        c.execute("select count(*) from load_tracts(?)", (path,)).fetchone()
+        return c.execute("select NAME from tracts where GEOID='44007000100'"
+                         ).fetchone()[0]
+    latin = "Cañón City".encode("latin-1")
+    eq(name_of(encoded_variant("latin1", latin, "ISO-8859-1")), "Cañón City")
+    eq(name_of(encoded_variant("esri", latin, "88591")), "Cañón City")
+    eq(name_of(encoded_variant("cp1252", b"\x93Quoted\x94", "1252\r\n")),
+       "\u201cQuoted\u201d")
+    eq(name_of(encoded_variant("ldid87", b"\x93Quoted\x94", None, 0x57)),
+       "\u201cQuoted\u201d")
+    eq(name_of(encoded_variant("utf8", "Cañón City".encode(), "UTF-8")),
+       "Cañón City")
+    eq(name_of(encoded_variant("nocpg-utf8", "Cañón City".encode(), None)),
+       "Cañón City")
+    for tag, cpg in (("lying", "UTF-8"), ("nocpg", None)):
+        z = encoded_variant(tag, latin, cpg)
+        c = connect()
+        expect_error(c, "select * from load_tracts(?)", (z,),
+                     "load_tracts: %s: record 1: field NAME is not valid "
+                     "UTF-8 (for text in another encoding, a .cpg naming it, "
+                     "such as ISO-8859-1, lets it load)" % z)
+        eq(snapshot(c)["schema"], [], "nothing written")
+    z = encoded_variant("klingon", latin, "KLINGON-9")
+    c = connect()
+    expect_error(c, "select * from load_tracts(?)", (z,),
+                 "load_tracts: %s: the .cpg names an encoding that cannot be "
+                 "read: 'KLINGON-9'" % z)
+    z = encoded_variant("badsjis", b"\x81", "SHIFT_JIS")
+    expect_error(c, "select * from load_tracts(?)", (z,),
+                 "load_tracts: %s: record 1: field NAME is not valid "
+                 "SHIFT_JIS" % z)
+
+
 def test_commit_blocked_by_a_reader_leaves_no_open_transaction():
     """In rollback-journal mode a reader blocks the commit (RELEASE of the
     outermost savepoint): the work is undone and the connection is out of
