@@ -42,6 +42,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <iconv.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -51,6 +52,7 @@
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
+#include <proj.h>
 #include <shapefil.h>
 #include <zip.h>
 
@@ -296,6 +298,56 @@ static int isUtf8(const unsigned char *z, size_t n){
 }
 
 /* Copy DBF text, trimming spaces; NULL for empty. One malloc for all. */
+/* ---- the coordinate system ------------------------------------------- */
+
+/* The .prj as a PROJ CRS in ctx; NULL with p->zErr if PROJ cannot read it. */
+static PJ *prjCrs(TrShapes *p, PJ_CONTEXT *ctx, const MemBuf *pPrj){
+  PROJ_STRING_LIST azWarn = 0, azErr = 0;
+  PJ *crs = proj_create_from_wkt(ctx, (const char*)pPrj->a, 0, &azWarn, &azErr);
+  if( crs==0 || !proj_is_crs(crs) ){
+    setErr(p, "the .prj is not a coordinate system PROJ can read%s%s",
+           azErr && azErr[0] ? ": " : "", azErr && azErr[0] ? azErr[0] : "");
+    if( crs ) proj_destroy(crs);
+    crs = 0;
+  }
+  proj_string_list_destroy(azWarn);
+  proj_string_list_destroy(azErr);
+  return crs;
+}
+
+/* The transformation from the .prj's CRS to NAD83 longitude/latitude, in
+** (x = lon, y = lat) order; NULL with p->zErr if there is none. *pbNone
+** is set when none is needed: the file is NAD83 or WGS84 lon/lat already
+** (the two are treated as the same, as everywhere in tracts). */
+static PJ *prjToNad83(TrShapes *p, PJ_CONTEXT *ctx, const MemBuf *pPrj,
+                      int *pbNone){
+  PJ *crs = prjCrs(p, ctx, pPrj), *nad83 = 0, *wgs84 = 0, *t = 0, *tn = 0;
+  *pbNone = 0;
+  if( crs==0 ) return 0;
+  nad83 = proj_create(ctx, "EPSG:4269");
+  wgs84 = proj_create(ctx, "EPSG:4326");
+  if( nad83==0 || wgs84==0 ){
+    setErr(p, "PROJ cannot find EPSG:4269 (is proj-data installed?)");
+  }else if( proj_is_equivalent_to_with_ctx(ctx, crs, nad83,
+                PJ_COMP_EQUIVALENT_EXCEPT_AXIS_ORDER_GEOGCRS)
+         || proj_is_equivalent_to_with_ctx(ctx, crs, wgs84,
+                PJ_COMP_EQUIVALENT_EXCEPT_AXIS_ORDER_GEOGCRS) ){
+    *pbNone = 1;
+  }else{
+    t = proj_create_crs_to_crs_from_pj(ctx, crs, nad83, 0, 0);
+    tn = t ? proj_normalize_for_visualization(ctx, t) : 0;
+    if( tn==0 ){
+      setErr(p, "PROJ has no transformation from %s to NAD83",
+             proj_get_name(crs) ? proj_get_name(crs) : "the .prj's CRS");
+    }
+  }
+  if( t ) proj_destroy(t);
+  if( nad83 ) proj_destroy(nad83);
+  if( wgs84 ) proj_destroy(wgs84);
+  proj_destroy(crs);
+  return tn;
+}
+
 /* The encoding of the DBF's text, as an iconv name in zEnc, "" for UTF-8:
 ** from the .cpg (shapelib reads it), else from the DBF's language driver
 ** byte (87 is Windows ANSI); otherwise UTF-8 is assumed. 0, or 1 with
@@ -407,7 +459,8 @@ static char **readAttrs(DBFHandle hDbf, iconv_t cd, const int *aiField,
 /* Check the shapefile in pSet for pLayer: polygons, record counts, the
 ** layer's DBF fields (their indexes into aiField). 0, or 1 with p->zErr. */
 static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
-                     int *pnEnt, int *aiField, char *zEnc, size_t nEnc){
+                     int *pnEnt, int *aiField, char *zEnc, size_t nEnc,
+                     int *pbProject){
   SAHooks hooks;
   char zName[64];
   SHPHandle hShp = 0;
@@ -415,12 +468,33 @@ static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
   int nEnt = 0, nType = 0, nDbf, i, rc = 1;
   double aMin[4], aMax[4];
 
+  *pbProject = 0;
   if( pSet->prj.a ){
+    /* a .prj other than NAD83/WGS84 lon/lat: reprojected while reading.
+    ** The last .prj found to be NAD83 is remembered: a directory of
+    ** census files asks PROJ once. */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static char zLastNad83[2048];   /* static: nothing to free at unload */
+    int bNone = 0;
     pSet->prj.a[pSet->prj.n] = 0;
-    if( strncmp((char*)pSet->prj.a, "PROJCS", 6)==0 ){
-      return setErr(p, "the .prj names a projected coordinate system; "
-                    "expected longitude/latitude (NAD83)");
+    pthread_mutex_lock(&mu);
+    bNone = zLastNad83[0] && strcmp(zLastNad83, (char*)pSet->prj.a)==0;
+    pthread_mutex_unlock(&mu);
+    if( !bNone ){
+      PJ_CONTEXT *ctx = proj_context_create();
+      PJ *t;
+      if( ctx==0 ) return setErr(p, "out of memory");
+      t = prjToNad83(p, ctx, &pSet->prj, &bNone);
+      if( t ) proj_destroy(t);
+      proj_context_destroy(ctx);
+      if( t==0 && !bNone ) return 1;
+      if( bNone && pSet->prj.n<sizeof(zLastNad83) ){
+        pthread_mutex_lock(&mu);
+        memcpy(zLastNad83, pSet->prj.a, pSet->prj.n+1);
+        pthread_mutex_unlock(&mu);
+      }
     }
+    *pbProject = !bNone;
   }
   memHooks(&hooks);
   snprintf(zName, sizeof(zName), "trmem/%p", (void*)pSet);
@@ -475,13 +549,15 @@ done:
 ** handles on the shared buffers, so threads may read ranges at once.
 ** Record numbers in errors count from 1 over the whole file. */
 static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
-                     const int *aiField, const char *zEnc, int iFirst, int n,
-                     int bRepair){
+                     const int *aiField, const char *zEnc, int bProject,
+                     int iFirst, int n, int bRepair){
   SAHooks hooks;
   char zName[64];
   SHPHandle hShp = 0;
   DBFHandle hDbf = 0;
   iconv_t cd = (iconv_t)-1;
+  PJ_CONTEXT *ctx = 0;
+  PJ *pj = 0;
   int i, rc = 1;
 
   memHooks(&hooks);
@@ -493,6 +569,16 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     setErr(p, "cannot reopen the shapefile%s%s", shpLastErr[0] ? ": " : "",
            shpLastErr);
     goto done;
+  }
+  if( bProject ){
+    /* PROJ objects are per thread: each range makes its own */
+    int bNone = 0;
+    ctx = proj_context_create();
+    pj = ctx ? prjToNad83(p, ctx, &pSet->prj, &bNone) : 0;
+    if( pj==0 ){
+      if( ctx==0 ) setErr(p, "out of memory");
+      goto done;
+    }
   }
   if( zEnc[0] ){
     cd = iconv_open("UTF-8", zEnc);
@@ -526,6 +612,17 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
              shapeTypeName(o->nSHPType));
       SHPDestroyObject(o);
       goto done;
+    }
+    if( pj ){
+      size_t nOk = proj_trans_generic(pj, PJ_FWD, o->padfX, sizeof(double),
+                                      (size_t)o->nVertices, o->padfY,
+                                      sizeof(double), (size_t)o->nVertices,
+                                      0, 0, 0, 0, 0, 0);
+      if( nOk!=(size_t)o->nVertices ){
+        setErr(p, "record %d: cannot reproject a vertex to NAD83", iRec+1);
+        SHPDestroyObject(o);
+        goto done;
+      }
     }
     for(k=0; k<o->nVertices; k++){
       double x = o->padfX[k], y = o->padfY[k];
@@ -565,6 +662,8 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
   DBFClose(hDbf); hDbf = 0;
   rc = validateAll(p, bRepair, iFirst);
 done:
+  if( pj ) proj_destroy(pj);
+  if( ctx ) proj_context_destroy(ctx);
   if( cd!=(iconv_t)-1 ) iconv_close(cd);
   if( hShp ) SHPClose(hShp);
   if( hDbf ) DBFClose(hDbf);
@@ -836,6 +935,7 @@ struct TrSource {
   int nRec;               /* records */
   int aiField[64];        /* DBF field of each layer field */
   char zEnc[80];          /* iconv name of the DBF's text encoding, "" UTF-8 */
+  int bProject;           /* vertices are reprojected to NAD83 lon/lat */
   char zSha256[65];       /* of the file */
 };
 
@@ -851,7 +951,7 @@ static int sourceFinish(TrSource **pp, const TrLayer *pLayer, MemSet *pSet,
   s->set = *pSet;
   memcpy(s->zSha256, pErr->zSha256, sizeof(s->zSha256));
   if( openCheck(pErr, pLayer, &s->set, &s->nRec, s->aiField, s->zEnc,
-                sizeof(s->zEnc)) ){
+                sizeof(s->zEnc), &s->bProject) ){
     snprintf(zErr, TR_ERR_SIZE, "%s", pErr->zErr);
     trSourceClose(s);
     return 1;
@@ -897,8 +997,8 @@ int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, TrShapes *p){
   if( iFirst<0 || n<0 || iFirst>s->nRec - n ){
     return setErr(p, "records %d to %d are out of range", iFirst+1, iFirst+n);
   }
-  return readRange(p, s->pLayer, &s->set, s->aiField, s->zEnc, iFirst, n,
-                   bRepair);
+  return readRange(p, s->pLayer, &s->set, s->aiField, s->zEnc, s->bProject,
+                   iFirst, n, bRepair);
 }
 
 void trSourceClose(TrSource *s){

@@ -398,8 +398,11 @@ def test_random_points_against_shapely_synthetic():
 
 
 def spdata_boston():
-    """build/fixtures/boston/cb_2019_25_tract_500k.zip from spData."""
-    out = os.path.join(FX, "boston")
+    """build/fixtures/boston83/cb_2019_25_tract_500k.zip from spData: the
+    file is NAD27; GDAL takes it to NAD83 here, so that shapely, reading
+    the same zip, sees what tract_of indexes (the reprojection itself is
+    tested on its own)."""
+    out = os.path.join(FX, "boston83")
     z = os.path.join(out, "cb_2019_25_tract_500k.zip")
     if os.path.exists(z):
         return z
@@ -427,7 +430,8 @@ def spdata_boston():
            "'25025' || printf('%06d', rowid + 1) AS GEOID, "
            "poltract AS NAME, 'CT' AS LSAD, 0 AS ALAND, 0 AS AWATER, "
            "Geometry FROM boston_tracts")
-    subprocess.run(["ogr2ogr", "-f", "ESRI Shapefile", shp, src, "-dialect",
+    subprocess.run(["ogr2ogr", "-f", "ESRI Shapefile", "-t_srs", "EPSG:4269",
+                    shp, src, "-dialect",
                     "sqlite", "-sql", sql, "-nln", "cb_2019_25_tract_500k"],
                    check=True, capture_output=True)
     with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -696,13 +700,13 @@ def test_bad_zips():
     write_zip(p, m)
     bad_load(c, p, "the zip holds more than one .shp")
 
-    # a projected .prj
+    # a .prj PROJ cannot read
     p = os.path.join(d, "proj.zip")
     m = dict(good)
     m[base + ".prj"] = b'PROJCS["NAD_1983_UTM_Zone_18N",GEOGCS["GCS_North_American_1983"]]'
     write_zip(p, m)
-    bad_load(c, p, "the .prj names a projected coordinate system; expected "
-                   "longitude/latitude (NAD83)")
+    bad_load(c, p, "the .prj is not a coordinate system PROJ can read: "
+                   "missing CONVERSION node")
 
     # file named for another state
     p = os.path.join(d, "cb_2019_25_tract_500k.zip")
@@ -1271,6 +1275,69 @@ def test_dbf_text_in_the_encoding_its_cpg_names():
     expect_error(c, "select * from load_tracts(?)", (z,),
                  "load_tracts: %s: record 1: field NAME is not valid "
                  "SHIFT_JIS" % z)
+
+
+def projected_variant(name, srs):
+    """The hand-made fixture reprojected by GDAL (ogr2ogr -t_srs srs), as a
+    census-named zip; returns its path."""
+    d = os.path.join(FX, "crs-" + name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    out = os.path.join(d, "shp")
+    subprocess.run(["ogr2ogr", "-t_srs", srs, out,
+                    os.path.join(FX, "handshp", "cb_2019_44_tract_500k.shp")],
+                   check=True, capture_output=True)
+    z = os.path.join(d, "cb_2019_44_tract_500k.zip")
+    with zipfile.ZipFile(z, "w") as w:
+        for f in os.listdir(out):
+            w.write(os.path.join(out, f), f)
+    return z, os.path.join(out, "cb_2019_44_tract_500k.shp")
+
+
+def vertices(c):
+    """GEOID -> the exterior ring's vertices of each tract, via SpatiaLite."""
+    out = {}
+    for geoid, wkt in c.execute("select GEOID, AsText(geometry) from tracts"):
+        nums = [float(x) for x in wkt.replace("(", " ").replace(")", " ")
+                .replace(",", " ").split()[1:]]
+        out[geoid] = list(zip(nums[0::2], nums[1::2]))
+    return out
+
+
+def test_projected_and_other_datum_files_are_reprojected():
+    """UTM 19N (projected) and NAD27 (another datum) versions of the hand
+    fixture, made by GDAL: loaded, every vertex must be where GDAL puts it
+    back in NAD83 (within 1e-7 degree), and tract_of must agree with the
+    original at points away from the edges."""
+    c0 = connect()
+    c0.execute("select count(*) from load_tracts(?)", (HAND_ZIP(),)).fetchone()
+    try:
+        c0.load_extension("mod_spatialite")
+    except sqlite3.OperationalError as e:
+        raise Skip("mod_spatialite: %s" % e)
+    pts = [(-71.5 + 0.0137 * i, 41.5 + 0.0093 * j) for i in range(40)
+           for j in range(22)]
+    want = [c0.execute("select tract_of(?, ?)", p).fetchone()[0] for p in pts]
+    for name, srs in (("utm19", "EPSG:26919"), ("nad27", "EPSG:4267")):
+        z, shp = projected_variant(name, srs)
+        c = connect()
+        c.execute("select count(*) from load_tracts(?)", (z,)).fetchone()
+        c.load_extension("mod_spatialite")
+        back = os.path.join(FX, "crs-" + name, "back")
+        subprocess.run(["ogr2ogr", "-t_srs", "EPSG:4269", back, shp],
+                       check=True, capture_output=True)
+        g = connect()
+        g.execute("select count(*) from load_tracts(?)",
+                  (os.path.join(back, "cb_2019_44_tract_500k.shp"),)).fetchone()
+        g.load_extension("mod_spatialite")
+        ours, gdal = vertices(c), vertices(g)
+        eq(sorted(ours), sorted(gdal), name)
+        worst = max(max(abs(a[0] - b[0]), abs(a[1] - b[1]))
+                    for k in ours for a, b in zip(ours[k], gdal[k]))
+        assert worst < 1e-7, "%s: vertices off by %g degree" % (name, worst)
+        got = [c.execute("select tract_of(?, ?)", p).fetchone()[0] for p in pts]
+        near = sum(1 for a, b in zip(got, want) if a != b)
+        assert near <= len(pts) // 100, "%s: %d of %d differ" % (name, near, len(pts))
 
 
 def test_commit_blocked_by_a_reader_leaves_no_open_transaction():

@@ -40,6 +40,7 @@ SQL
 done
 echo ".open :memory:" >> "$SCRIPT"
 valgrind --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
+  --suppressions=tests/valgrind.supp \
   --error-exitcode=9 --log-file="$LOG" sqlite3 < "$SCRIPT" > build/test-output/valgrind.out 2>&1
 rc=$?
 pass=0 fail=0
