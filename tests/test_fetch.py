@@ -582,13 +582,14 @@ def test_absurd_content_length_is_refused():
 
 def test_large_files_split_into_parallel_ranges():
     e = Env("split", connections=6, split_kb=64)
-    e.rules([{"match": "*", "rate": 400000}])
+    e.rules([{"match": "*", "rate": 400000, "latency_ms": 150}])
     rows = e.fetch("MA")
     eq(rows[0]["error"], None)
     g = gets(e.log())
     ranged = [x for x in g if x["range"]]
     assert len(ranged) >= 3, g
     eq(len(g), rows[0]["requests"])
+    assert rows[0]["seconds"] >= 0.15, "each request waited for the latency"
     e.check(["25"])
     e2 = Env("nosplit", connections=6, split_kb=0)
     e2.rules([{"match": "*", "rate": 2000000}])
