@@ -27,11 +27,12 @@
 ** How it works
 **
 **   One download thread drives libcurl's multi interface with up to
-**   `connections` transfers. Each file is written to a temporary name in
-**   the cache directory, in pieces: when a connection is idle and no file
-**   waits, the largest remaining piece of a file being fetched is split
-**   and its second half requested with Range (the first transfer stops
-**   where the new piece starts). A failed piece is retried after an
+**   `connections` transfers, largest states first. Each file is written to
+**   a temporary name in the cache directory, in pieces: a big file is cut
+**   into Range pieces as soon as its size is known (splitEarly), and when
+**   a connection is idle and no file waits, the largest remaining piece
+**   is split and its second half requested with Range (the first transfer
+**   stops where the new piece starts). A failed piece is retried after an
 **   exponential backoff with jitter (Retry-After on 429 and 503), resuming
 **   where it stopped when the server honours ranges (If-Range guards
 **   against the file changing); 404 and 403 are not retried.
