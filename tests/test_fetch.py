@@ -47,6 +47,11 @@ def setup():
     global _server, _port
     if _server:
         return
+    # the local server is reached directly, whatever proxy the host has
+    for k in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY",
+              "HTTPS_PROXY", "ALL_PROXY"):
+        os.environ.pop(k, None)
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
     shutil.rmtree(FX, ignore_errors=True)
     os.makedirs(SHP)
     subprocess.run([os.path.join(BUILD, "gentracts"), "--out", SHP,
@@ -693,6 +698,65 @@ def test_a_failing_state_keeps_its_previous_rows():
 
 
 # ---- interrupt, progress, concurrency -------------------------------------
+
+def test_proxy_from_the_environment():
+    """libcurl's usual variables: http_proxy sends every request through
+    the proxy (a tiny forwarding proxy here that logs what it relays)."""
+    import http.server
+    import urllib.request
+    relayed = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            relayed.append(self.path)
+            req = urllib.request.Request(self.path, headers={
+                k: v for k, v in self.headers.items()
+                if k.lower() not in ("host", "proxy-connection", "connection")})
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            try:
+                r = opener.open(req)
+                code, body, hdrs = r.status, r.read(), r.headers.items()
+            except urllib.error.HTTPError as e:
+                code, body, hdrs = e.code, e.read(), e.headers.items()
+            self.send_response(code)
+            for k, v in hdrs:
+                if k.lower() not in ("content-length", "connection",
+                                     "transfer-encoding"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    old = {k: os.environ.get(k) for k in ("http_proxy", "no_proxy", "NO_PROXY")}
+    try:
+        os.environ["http_proxy"] = "http://127.0.0.1:%d" % srv.server_address[1]
+        os.environ.pop("no_proxy", None)
+        os.environ.pop("NO_PROXY", None)
+        e = Env("proxy")
+        rows = e.fetch("RI,NY")
+        eq(rows[0]["error"], None)
+        eq(rows[1]["error"], "HTTP 404 Not Found: %s" % url("36"))
+        eq(sorted(relayed), sorted([url("44"), url("36")]))
+        e.check(["44"])
+        os.environ["no_proxy"] = "127.0.0.1"
+        relayed.clear()
+        eq(e.fetch("MA")[0]["error"], None)
+        eq(relayed, [], "no_proxy bypasses it")
+    finally:
+        srv.shutdown()
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
 
 def test_interrupt_stops_downloads_and_leaves_nothing_partial():
     e = Env("interrupt")
