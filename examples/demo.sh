@@ -23,6 +23,8 @@ trap 'kill $MIRROR 2>/dev/null' EXIT
 for i in $(seq 100); do [ -s $D/mirror.port ] && break; sleep 0.1; done
 export TRACTS_BASE_URL=http://127.0.0.1:$(cat $D/mirror.port)/geo/tiger/
 export TRACTS_CACHE_DIR=$D/cache
+# the mirror is local: no proxy the machine may have applies to it
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 echo "mirror:     $TRACTS_BASE_URL (serving $(ls $SHP | tr '\n' ' '))"
 rm -f $D/demo.db
 build/genpoints --db $D/demo.db --table points --n 200000 --states RI,MA > /dev/null

@@ -19,6 +19,7 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null' EXIT
 for i in $(seq 50); do [ -s $VG/port ] && break; sleep 0.1; done
 PORT=$(cat $VG/port)
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 : > "$SCRIPT"
 for i in 1 2 3; do
   cat >> "$SCRIPT" <<SQL
