@@ -688,6 +688,32 @@ def test_strict_option_fails_the_statement_but_keeps_good_states():
     e.check(["44"])
 
 
+def test_fetch_inside_a_transaction_is_part_of_it():
+    e = Env("txn")
+    e.c.execute("begin")
+    rows = e.fetch("RI")
+    eq(rows[0]["error"], None)
+    eq(len(e.content("44")), len(_ref["44"]))
+    e.c.execute("rollback")
+    eq(e.content("44"), [], "rolled back with the transaction")
+    eq(e.c.in_transaction, False)
+    # the verified download stays in the cache: the next fetch revalidates
+    e.rules([])
+    rows = e.fetch("RI")
+    eq((rows[0]["status"], rows[0]["from_cache"], rows[0]["error"]),
+       (304, 1, None))
+    e.check(["44"])
+
+
+def test_fetch_inside_a_writing_statement_says_how_to_run_it():
+    e = Env("insidewrite")
+    e.c.execute("create table x as select state, error from fetch_tracts('RI')")
+    eq(e.c.execute("select * from x").fetchall(), [(
+        "RI", "fetch_tracts: %s: cannot write inside a statement that writes; "
+        "run SELECT * FROM fetch_tracts(...) on its own" % url("44"))])
+    eq(e.content("44"), [])
+
+
 def test_a_failing_state_keeps_its_previous_rows():
     e = Env("keep", retries=0)
     e.fetch("RI")
