@@ -727,12 +727,9 @@ done:
 }
 
 int trAssignRegister(sqlite3 *db, TractsConn *pConn){
-  int rc;
-  pConn->nRef++;
-  rc = sqlite3_create_function_v2(db, "tracts_assign", 4,
-         SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, assignFunc, 0, 0, trConnUnref);
+  int rc = trFunction(db, pConn, "tracts_assign", 4, SQLITE_DIRECTONLY,
+                      assignFunc);
   if( rc ) return rc;
-  pConn->nRef++;
-  return sqlite3_create_function_v2(db, "tracts_assign", 5,
-         SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, assignFunc, 0, 0, trConnUnref);
+  return trFunction(db, pConn, "tracts_assign", 5, SQLITE_DIRECTONLY,
+                    assignFunc);
 }

@@ -256,12 +256,9 @@ static void configFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 }
 
 int trConfigRegister(sqlite3 *db, TractsConn *pConn){
-  int rc;
-  pConn->nRef++;
-  rc = sqlite3_create_function_v2(db, "tracts_config", 1,
-         SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, configFunc, 0, 0, trConnUnref);
+  int rc = trFunction(db, pConn, "tracts_config", 1, SQLITE_DIRECTONLY,
+                      configFunc);
   if( rc ) return rc;
-  pConn->nRef++;
-  return sqlite3_create_function_v2(db, "tracts_config", 2,
-         SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, configFunc, 0, 0, trConnUnref);
+  return trFunction(db, pConn, "tracts_config", 2, SQLITE_DIRECTONLY,
+                    configFunc);
 }

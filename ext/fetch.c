@@ -106,12 +106,6 @@ static const struct { int iFips; const char *zUsps; int nTract; } aState[] = {
 #define ERRMSG       512
 #define MAX_FILE     ((int64_t)4 << 30)   /* load_tracts reads at most this */
 
-static double nowSeconds(void){
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec*1e-9;
-}
-
 /* ---- the cache directory ---------------------------------------------- */
 
 char *trCacheDir(TractsConn *pConn){
@@ -336,10 +330,8 @@ struct Fetch {
   /* the download thread */
   CURLM *pMulti;
   pthread_t tid;
-  int bThread;
-  pthread_mutex_t mu;      /* guards eState/nRetry of jobs across threads, */
-  int bAbort;              /* bAbort, and the requeue flag */
-  int bRequeue;            /* a job went back to J_RUN from the loader */
+  pthread_mutex_t mu;      /* guards eState/nRetry of jobs across threads */
+  int bAbort;              /* stop: set by the SQL thread (atomic) */
   uint64_t rng;            /* jitter */
   /* progress */
   double t0, tDrawn;
@@ -702,7 +694,7 @@ static void jobFail(Fetch *p, FetchJob *j, const char *zFmt, ...){
   va_end(ap);
   jobStopAll(p, j);
   jobCloseTmp(j, 1);
-  j->t1 = nowSeconds();
+  j->t1 = trNow();
   if( j->bCached && !p->bRefresh ){
     /* the server is unreachable but a verified copy is at hand */
     j->zErr[0] = 0;
@@ -727,7 +719,7 @@ static void jobUseCache(Fetch *p, FetchJob *j){
     j->eState = J_LOADING;
     j->bLoaded = 1;
     j->nTract = j->nLoadedRows;
-    j->t1 = nowSeconds();
+    j->t1 = trNow();
     pthread_mutex_unlock(&p->mu);
     return;
   }
@@ -764,7 +756,7 @@ static void segRetry(Fetch *p, FetchJob *j, Seg *s, double rRetryAfter,
     jobReset(j);
     s = &j->aSeg[0];
   }
-  s->tWake = nowSeconds() + backoff(p, j->nRetry, rRetryAfter);
+  s->tWake = trNow() + backoff(p, j->nRetry, rRetryAfter);
 }
 
 /* The file is complete: flush it and let the loader verify and load it. */
@@ -886,7 +878,6 @@ static int loaderOpened(void *pTag, int rc, const char *zErr,
       j->bCached = j->bRevalidate = 0;
       if( !p->bOffline && !__atomic_load_n(&p->bAbort, __ATOMIC_RELAXED) ){
         j->eState = J_QUEUED;
-        p->bRequeue = 1;
         bWithdraw = 1;
       }
       pthread_mutex_unlock(&p->mu);
@@ -925,7 +916,6 @@ static int loaderOpened(void *pTag, int rc, const char *zErr,
     /* damaged in transit: fetch it again */
     j->nRetry++;
     j->eState = J_QUEUED;
-    p->bRequeue = 1;
     bWithdraw = 1;
   }else{
     j->eState = J_LOADING;
@@ -945,7 +935,7 @@ static int loaderOpened(void *pTag, int rc, const char *zErr,
 /* Begin job j: the cache decides whether it needs the network. */
 static void jobStart(Fetch *p, FetchJob *j){
   int rc;
-  j->t0 = nowSeconds();
+  j->t0 = trNow();
   j->zErr[0] = 0;
   if( !p->bRefresh && j->bCached && (p->bOffline || !j->bRevalidate) ){
     jobUseCache(p, j);
@@ -1028,7 +1018,7 @@ static int activeCount(Fetch *p){
 ** splits. Returns the seconds until the next piece is due (for the poll
 ** timeout), or a large value. */
 static double startWork(Fetch *p){
-  double tNow = nowSeconds(), tNext = 1e9;
+  double tNow = trNow(), tNext = 1e9;
   int i, k, iNext = 0, nActive = activeCount(p);
   for(;;){
     FetchJob *jPick = 0;
@@ -1071,7 +1061,7 @@ static double startWork(Fetch *p){
 static void progressDraw(Fetch *p, int bFinal){
   int i, nDone = 0, nKnown = 0;
   int64_t nKnownBytes = 0;
-  double t = nowSeconds() - p->t0, rate, est;
+  double t = trNow() - p->t0, rate, est;
   char zEta[32] = "";
   if( !p->bProgress ) return;
   for(i=0; i<p->nJob; i++){
@@ -1094,8 +1084,9 @@ static void progressDraw(Fetch *p, int bFinal){
 
 static void *fetchThread(void *pArg){
   Fetch *p = (Fetch*)pArg;
+  int i;
   for(;;){
-    int i, nRunning = 0, bLeft = 0, nMsg;
+    int nRunning = 0, bLeft = 0, nMsg;
     double tNext;
     CURLMsg *m;
     if( __atomic_load_n(&p->bAbort, __ATOMIC_RELAXED) ) break;
@@ -1107,12 +1098,11 @@ static void *fetchThread(void *pArg){
       curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char**)&x);
       xferDone(p, x, m->data.result);
     }
-    if( p->bProgress && nowSeconds()-p->tDrawn>0.25 ){
+    if( p->bProgress && trNow()-p->tDrawn>0.25 ){
       progressDraw(p, 0);
-      p->tDrawn = nowSeconds();
+      p->tDrawn = trNow();
     }
     pthread_mutex_lock(&p->mu);
-    p->bRequeue = 0;
     for(i=0; i<p->nJob; i++){
       int e = p->aJob[i].eState;
       if( e!=J_LOADING && e!=J_FAILED ) bLeft = 1;
@@ -1123,20 +1113,16 @@ static void *fetchThread(void *pArg){
     curl_multi_poll(p->pMulti, 0, 0, tNext<0.099 ? (int)(tNext*1000)+1 : 100, 0);
   }
   /* stop what still runs (an abort); temporary files go */
-  for(;;){
-    int i;
-    for(i=0; i<p->nJob; i++){
-      FetchJob *j = &p->aJob[i];
-      if( j->eState==J_RUN || j->eState==J_QUEUED ){
-        jobStopAll(p, j);
-        jobCloseTmp(j, 1);
-        if( j->zErr[0]==0 ) snprintf(j->zErr, sizeof(j->zErr), "interrupted");
-        pthread_mutex_lock(&p->mu);
-        j->eState = J_FAILED;
-        pthread_mutex_unlock(&p->mu);
-      }
+  for(i=0; i<p->nJob; i++){
+    FetchJob *j = &p->aJob[i];
+    if( j->eState==J_RUN || j->eState==J_QUEUED ){
+      jobStopAll(p, j);
+      jobCloseTmp(j, 1);
+      if( j->zErr[0]==0 ) snprintf(j->zErr, sizeof(j->zErr), "interrupted");
+      pthread_mutex_lock(&p->mu);
+      j->eState = J_FAILED;
+      pthread_mutex_unlock(&p->mu);
     }
-    break;
   }
   if( p->bProgress && p->bDrew ) progressDraw(p, 1);
   trLoadClose(p->pLoad);
@@ -1325,9 +1311,9 @@ static void loadedFrom(sqlite3 *db, const char *zFips, char *zSha, int *pnRow){
 
 /* Jobs, larger expected files first (the longest transfers start early,
 ** so the end is not one big file on one connection). */
-static const FetchJob *aSortJob;
-static int cmpJobSize(const void *a, const void *b){
-  const FetchJob *x = &aSortJob[*(const int*)a], *y = &aSortJob[*(const int*)b];
+static int cmpJobSize(const void *a, const void *b, void *pJobs){
+  const FetchJob *aJob = (const FetchJob*)pJobs;
+  const FetchJob *x = &aJob[*(const int*)a], *y = &aJob[*(const int*)b];
   if( x->nWeight!=y->nWeight ) return x->nWeight>y->nWeight ? -1 : 1;
   return *(const int*)a - *(const int*)b;
 }
@@ -1376,16 +1362,7 @@ static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
       }
     }
   }
-  {
-    /* qsort has no context pointer; this runs on the SQL thread only, but
-    ** sort a private copy of the sizes to stay reentrant */
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&mu);
-    aSortJob = p->aJob;
-    qsort(p->aOrder, (size_t)n, sizeof(int), cmpJobSize);
-    aSortJob = 0;
-    pthread_mutex_unlock(&mu);
-  }
+  qsort_r(p->aOrder, (size_t)n, sizeof(int), cmpJobSize, p->aJob);
   return SQLITE_OK;
 }
 
@@ -1411,7 +1388,7 @@ static void fetchFree(Fetch *p){
 static int fetchRun(Fetch *p){
   sqlite3 *db = p->pConn->db;
   int rc = SQLITE_OK;
-  p->t0 = nowSeconds();
+  p->t0 = trNow();
   p->pLoad = trLoadNew(p->pConn, trLayerFind("tracts"), "fetch_tracts");
   if( p->pLoad==0 ) return SQLITE_ERROR;
   p->pMulti = curl_multi_init();
@@ -1425,7 +1402,6 @@ static int fetchRun(Fetch *p){
     p->pLoad = 0;
     return SQLITE_ERROR;
   }
-  p->bThread = 1;
   for(;;){
     TrLoadRow row;
     void *pTag = 0;
@@ -1436,7 +1412,7 @@ static int fetchRun(Fetch *p){
       j->nTract = row.nTract;
       j->zLoadErr = row.zError;
       row.zError = 0;
-      j->t1 = nowSeconds();
+      j->t1 = trNow();
     }
     sqlite3_free(row.zFile);
     sqlite3_free(row.zState);
@@ -1450,7 +1426,6 @@ static int fetchRun(Fetch *p){
     break;
   }
   pthread_join(p->tid, 0);
-  p->bThread = 0;
   trLoadFree(p->pLoad);       /* files never opened: their .part goes */
   p->pLoad = 0;
   trLookupWatch(p->pConn);
@@ -1567,7 +1542,7 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
       r->bFromCache = j->bFromCache;
       r->nRequest = j->nRequest;
       r->nTract = j->bLoaded ? j->nTract : 0;
-      r->rSeconds = (j->t1>0 ? j->t1 : nowSeconds()) - (j->t0>0 ? j->t0 : f.t0);
+      r->rSeconds = (j->t1>0 ? j->t1 : trNow()) - (j->t0>0 ? j->t0 : f.t0);
       if( j->bFromCache ){
         struct stat st;
         r->nBytes = stat(j->zCache, &st)==0 ? (int64_t)st.st_size : -1;
@@ -1874,12 +1849,7 @@ static sqlite3_module tcModule = {
 };
 
 int trFetchRegister(sqlite3 *db, TractsConn *pConn){
-  int rc;
-  pConn->nRef++;
-  rc = sqlite3_create_module_v2(db, "fetch_tracts", &ftModule, pConn,
-                                trConnUnref);
+  int rc = trModule(db, pConn, "fetch_tracts", &ftModule);
   if( rc ) return rc;
-  pConn->nRef++;
-  return sqlite3_create_module_v2(db, "tracts_cache", &tcModule, pConn,
-                                  trConnUnref);
+  return trModule(db, pConn, "tracts_cache", &tcModule);
 }

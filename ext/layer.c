@@ -165,12 +165,6 @@ struct LoadCursor {
   int iRow;                  /* current row */
 };
 
-static double nowSeconds(void){
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec*1e-9;
-}
-
 static int loadConnect(sqlite3 *db, void *pAux, int argc,
                        const char *const *argv, sqlite3_vtab **ppVtab,
                        char **pzErr){
@@ -586,7 +580,7 @@ static void *loadReader(void *pArg){
       char zErr[TR_ERR_SIZE];
       int nChunk = 0, rc, bWithdraw = 0;
       LoadChunk *aChunk = 0;
-      F->t0 = nowSeconds();
+      F->t0 = trNow();
       rc = trSourceOpen(&pSrc, p->pLayer, F->zFile, zErr);
       if( rc==0 ){
         nChunk = (trSourceCount(pSrc) + LOAD_CHUNK - 1)/LOAD_CHUNK;
@@ -754,13 +748,7 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
   int rc;
   memset(pRow, 0, sizeof(*pRow));
   if( msWait>=0 ){
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += msWait/1000;
-    deadline.tv_nsec += (long)(msWait%1000)*1000000L;
-    if( deadline.tv_nsec>=1000000000L ){
-      deadline.tv_sec++;
-      deadline.tv_nsec -= 1000000000L;
-    }
+    trTimespec(trNow() + msWait/1000.0, &deadline);
     pDeadline = &deadline;
   }
   pthread_mutex_lock(&p->mu);
@@ -789,7 +777,7 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
   }else{
     rc = loadWriteFile(p, F, pRow);
   }
-  pRow->rSeconds = nowSeconds() - (F->t0>0 ? F->t0 : nowSeconds());
+  pRow->rSeconds = trNow() - (F->t0>0 ? F->t0 : trNow());
   /* this file is done: nobody reads more of it, move on; free it now
   ** unless a reader is still inside a chunk (then trLoadFree does) */
   {
@@ -1060,7 +1048,5 @@ static sqlite3_module loadModule = {
 };
 
 int trLayerRegister(sqlite3 *db, TractsConn *pConn){
-  pConn->nRef++;
-  return sqlite3_create_module_v2(db, "load_tracts", &loadModule, pConn,
-                                  trConnUnref);
+  return trModule(db, pConn, "load_tracts", &loadModule);
 }

@@ -574,12 +574,7 @@ static void touchFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 }
 
 int trLookupRegister(sqlite3 *db, TractsConn *pConn){
-  int rc;
-  pConn->nRef++;
-  rc = sqlite3_create_function_v2(db, "tract_of", 2,
-         SQLITE_UTF8|SQLITE_INNOCUOUS, pConn, tractOfFunc, 0, 0, trConnUnref);
+  int rc = trFunction(db, pConn, "tract_of", 2, SQLITE_INNOCUOUS, tractOfFunc);
   if( rc ) return rc;
-  pConn->nRef++;
-  return sqlite3_create_function_v2(db, "tracts_touch", 0,
-         SQLITE_UTF8|SQLITE_INNOCUOUS, pConn, touchFunc, 0, 0, trConnUnref);
+  return trFunction(db, pConn, "tracts_touch", 0, SQLITE_INNOCUOUS, touchFunc);
 }

@@ -55,6 +55,32 @@ int trVtabConnect(sqlite3 *db, void *pAux, const char *zSchema, size_t nByte,
   return SQLITE_OK;
 }
 
+int trFunction(sqlite3 *db, TractsConn *pConn, const char *zName, int nArg,
+               int eFlags, void (*xFunc)(sqlite3_context*, int, sqlite3_value**)){
+  pConn->nRef++;
+  return sqlite3_create_function_v2(db, zName, nArg, SQLITE_UTF8|eFlags, pConn,
+                                    xFunc, 0, 0, trConnUnref);
+}
+
+int trModule(sqlite3 *db, TractsConn *pConn, const char *zName,
+             const sqlite3_module *pModule){
+  pConn->nRef++;
+  return sqlite3_create_module_v2(db, zName, pModule, pConn, trConnUnref);
+}
+
+double trNow(void){
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec*1e-9;
+}
+
+void trTimespec(double t, struct timespec *pTs){
+  double s = (double)(time_t)t;     /* t >= 0: the integer part */
+  pTs->tv_sec = (time_t)t;
+  pTs->tv_nsec = (long)((t - s)*1e9);
+  if( pTs->tv_nsec>=1000000000L ) pTs->tv_nsec = 999999999L;
+}
+
 int trSavepointBegin(sqlite3 *db, const char *zName, int *pbOuter){
   char *z = sqlite3_mprintf("SAVEPOINT %s", zName);
   int rc;
@@ -167,15 +193,10 @@ TRACTS_API int sqlite3_tracts_init(sqlite3 *db, char **pzErrMsg,
   memset(pConn, 0, sizeof(*pConn));
   pConn->db = db;
   pConn->nRef = 1;                       /* held during init */
-  pConn->nRef++;
-  rc = sqlite3_create_function_v2(db, "tracts_version", 0,
-         SQLITE_UTF8|SQLITE_INNOCUOUS|SQLITE_DETERMINISTIC, pConn,
-         versionFunc, 0, 0, trConnUnref);
+  rc = trFunction(db, pConn, "tracts_version", 0,
+                  SQLITE_INNOCUOUS|SQLITE_DETERMINISTIC, versionFunc);
   if( rc==SQLITE_OK ){
-    pConn->nRef++;
-    rc = sqlite3_create_function_v2(db, "tracts_debug", 0,
-           SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, debugFunc, 0, 0,
-           trConnUnref);
+    rc = trFunction(db, pConn, "tracts_debug", 0, SQLITE_DIRECTONLY, debugFunc);
   }
   if( rc==SQLITE_OK ) rc = trConfigRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trLayerRegister(db, pConn);

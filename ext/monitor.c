@@ -252,12 +252,6 @@ struct TrMonitor {
   int nMarkAlloc;           /* entries allocated */
 };
 
-static double monNow(void){
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec*1e-9;
-}
-
 /* 1 in a process other than the one that made the monitor (a forked
 ** child): there the monitor must not be touched at all. */
 static int monForked(const TrMonitor *p){
@@ -332,7 +326,7 @@ static int monAddMark(TrMonitor *p, const char *z, int n, double *pT){
   if( zCopy==0 ) return SQLITE_NOMEM;
   memcpy(zCopy, z, (size_t)n);
   zCopy[n] = 0;
-  *pT = monNow() - p->tStart;
+  *pT = trNow() - p->tStart;
   p->aMark[p->nMark].t = *pT;
   p->aMark[p->nMark].zLabel = zCopy;
   p->nMark++;
@@ -743,7 +737,7 @@ static void monScanFree(MonScan *p){
 ** *pOut is the sample: CPU over the time since the previous reading. */
 static int monTake(MonScan *p, double tStart, MonSample *pOut){
   struct timespec ts;
-  double tNow = monNow(), rCpu, dt;
+  double tNow = trNow(), rCpu, dt;
   int64_t nTicks = 0;
   MonStat s;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -773,13 +767,6 @@ static int monTake(MonScan *p, double tStart, MonSample *pOut){
 /* The sampler thread                                                 */
 /* ------------------------------------------------------------------ */
 
-static void monTimespec(double t, struct timespec *ts){
-  double s = floor(t);
-  ts->tv_sec = (time_t)s;
-  ts->tv_nsec = (long)((t - s)*1e9);
-  if( ts->tv_nsec>=1000000000L ) ts->tv_nsec = 999999999L;
-}
-
 /* The thread: a baseline, then a sample at tStart + k*interval until
 ** told to stop, then a last sample. The mutex is held only while waiting
 ** (pthread_cond_timedwait releases it) and to append. */
@@ -800,10 +787,10 @@ static void *monThread(void *pArg){
   while( !p->bStop ){
     struct timespec ts;
     double tNow;
-    monTimespec(tNext, &ts);
+    trTimespec(tNext, &ts);
     pthread_cond_timedwait(&p->cond, &p->mutex, &ts);
     if( p->bStop ) break;
-    tNow = monNow();
+    tNow = trNow();
     if( tNow<tNext ) continue;                   /* woken early */
     pthread_mutex_unlock(&p->mutex);
     if( pScan ) monTake(pScan, tStart, &s);
@@ -821,7 +808,7 @@ static void *monThread(void *pArg){
   if( pScan ){
     int bTake;
     pthread_mutex_lock(&p->mutex);
-    bTake = p->nSample==0 || monNow() - pScan->tPrev >= 0.2*p->rInterval;
+    bTake = p->nSample==0 || trNow() - pScan->tPrev >= 0.2*p->rInterval;
     pthread_mutex_unlock(&p->mutex);
     if( bTake ){
       monTake(pScan, tStart, &s);
@@ -1000,7 +987,7 @@ static void startFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 
   pthread_mutex_lock(&p->mutex);
   monClear(p);
-  p->tStart = monNow();
+  p->tStart = trNow();
   p->rInterval = r;
   p->bStop = 0;
   p->bRunning = 1;
@@ -1952,17 +1939,11 @@ int trMonitorRegister(sqlite3 *db, TractsConn *pConn){
   }
   monPinCairo();
   for(i=0; i<(int)(sizeof(aFunc)/sizeof(aFunc[0])); i++){
-    pConn->nRef++;
-    rc = sqlite3_create_function_v2(db, aFunc[i].zName, aFunc[i].nArg,
-           SQLITE_UTF8|SQLITE_DIRECTONLY, pConn, aFunc[i].xFunc, 0, 0,
-           trConnUnref);
+    rc = trFunction(db, pConn, aFunc[i].zName, aFunc[i].nArg,
+                    SQLITE_DIRECTONLY, aFunc[i].xFunc);
     if( rc ) return rc;
   }
-  pConn->nRef++;
-  rc = sqlite3_create_module_v2(db, "monitor_samples", &samplesModule, pConn,
-                                trConnUnref);
+  rc = trModule(db, pConn, "monitor_samples", &samplesModule);
   if( rc ) return rc;
-  pConn->nRef++;
-  return sqlite3_create_module_v2(db, "monitor_marks", &marksModule, pConn,
-                                  trConnUnref);
+  return trModule(db, pConn, "monitor_marks", &marksModule);
 }

@@ -673,20 +673,25 @@ done:
 
 /* ---- zips ------------------------------------------------------------ */
 
-/* Inflate member iIdx of z into *pBuf after checking its declared size.
-** 0; 1 with p->zErr if too large; 2 (a damaged archive) if it cannot be
-** read back whole with its CRC. */
+/* Inflate member iIdx of z into *pBuf after checking its declared size,
+** or, with pBuf NULL, only read it through (nothing is kept). Either way
+** the whole member is read, so libzip checks its CRC. 0; 1 with p->zErr
+** if too large to keep; 2 (a damaged archive) if it cannot be read back
+** whole with its CRC. */
 static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
                      const char *zName, zip_uint64_t nSize, MemBuf *pBuf){
+  unsigned char aScratch[16384];
   zip_file_t *f;
   zip_int64_t n;
   size_t nGot = 0;
-  if( nSize > (zip_uint64_t)TR_MAX_MEMBER ){
-    return setErr(p, "member %s declares %" PRIu64 " bytes (limit %" PRId64
-                  ")", zName, (uint64_t)nSize, (int64_t)TR_MAX_MEMBER);
+  if( pBuf ){
+    if( nSize > (zip_uint64_t)TR_MAX_MEMBER ){
+      return setErr(p, "member %s declares %" PRIu64 " bytes (limit %" PRId64
+                    ")", zName, (uint64_t)nSize, (int64_t)TR_MAX_MEMBER);
+    }
+    pBuf->a = malloc((size_t)nSize + 1);
+    if( pBuf->a==0 ) return setErr(p, "out of memory for member %s", zName);
   }
-  pBuf->a = malloc((size_t)nSize + 1);
-  if( pBuf->a==0 ) return setErr(p, "out of memory for member %s", zName);
   f = zip_fopen_index(z, iIdx, 0);
   if( f==0 ){
     setErr(p, "cannot open member %s: %s", zName,
@@ -694,7 +699,9 @@ static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
     return 2;
   }
   while( nGot<nSize ){
-    n = zip_fread(f, pBuf->a + nGot, nSize - nGot);
+    zip_uint64_t nWant = nSize - nGot;
+    if( pBuf==0 && nWant>sizeof(aScratch) ) nWant = sizeof(aScratch);
+    n = zip_fread(f, pBuf ? pBuf->a + nGot : aScratch, nWant);
     if( n<0 ){
       setErr(p, "member %s is corrupt: %s", zName,
              zip_error_strerror(zip_file_get_error(f)));
@@ -706,8 +713,7 @@ static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
   }
   if( nGot==nSize ){
     /* a read at the end makes libzip check the CRC */
-    char c;
-    n = zip_fread(f, &c, 1);
+    n = zip_fread(f, aScratch, 1);
     if( n!=0 ){
       /* a damaged deflate stream may inflate past the declared size */
       setErr(p, "member %s is corrupt: %s", zName, n<0
@@ -723,35 +729,7 @@ static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
            zName, nGot, (uint64_t)nSize);
     return 2;
   }
-  pBuf->n = nGot;
-  return 0;
-}
-
-/* Read member iIdx of z through to its end so that libzip checks its CRC.
-** 0, or 2 with p->zErr. */
-static int zipCheckMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
-                          const char *zName){
-  char aBuf[16384];
-  zip_int64_t n;
-  zip_uint64_t nGot = 0;
-  zip_stat_t st;
-  zip_file_t *f = zip_fopen_index(z, iIdx, 0);
-  if( f==0 ){
-    setErr(p, "cannot open member %s: %s", zName,
-           zip_error_strerror(zip_get_error(z)));
-    return 2;
-  }
-  while( (n = zip_fread(f, aBuf, sizeof(aBuf)))>0 ) nGot += (zip_uint64_t)n;
-  zip_stat_init(&st);
-  if( n<0 || zip_stat_index(z, iIdx, 0, &st) || !(st.valid & ZIP_STAT_SIZE)
-   || st.size!=nGot ){
-    setErr(p, "member %s is corrupt: %s", zName, n<0
-           ? zip_error_strerror(zip_file_get_error(f))
-           : "its size is not the declared size");
-    zip_fclose(f);
-    return 2;
-  }
-  zip_fclose(f);
+  if( pBuf ) pBuf->n = nGot;
   return 0;
 }
 
@@ -836,37 +814,23 @@ static int zipToSet(TrShapes *p, const void *pZip, size_t nZip, MemSet *pSet){
   }
   if( iShx<0 ){ setErr(p, "the zip holds no %s.shx", zBase); goto done; }
   if( iDbf<0 ){ setErr(p, "the zip holds no %s.dbf", zBase); goto done; }
-  {
-    zip_int64_t aIdx[5];
-    MemBuf *aBuf[5];
-    int k;
-    aIdx[0] = iShp; aBuf[0] = &set.shp;
-    aIdx[1] = iShx; aBuf[1] = &set.shx;
-    aIdx[2] = iDbf; aBuf[2] = &set.dbf;
-    aIdx[3] = iCpg; aBuf[3] = &set.cpg;
-    aIdx[4] = iPrj; aBuf[4] = &set.prj;
-    for(k=0; k<5; k++){
-      zip_stat_t st;
-      if( aIdx[k]<0 ) continue;
-      zip_stat_init(&st);
-      if( zip_stat_index(z, (zip_uint64_t)aIdx[k], 0, &st)
-       || !(st.valid & ZIP_STAT_SIZE) ){
-        setErr(p, "cannot stat member %s", zip_get_name(z, (zip_uint64_t)aIdx[k], 0));
-        goto done;
-      }
-      rc = zipMember(p, z, (zip_uint64_t)aIdx[k], st.name, st.size, aBuf[k]);
-      if( rc ) goto done;
-      rc = 1;
-    }
-    for(i=0; i<nEntry; i++){
+  /* every member is read through, so that every CRC is checked; the
+  ** shapefile's parts are kept */
+  for(i=0; i<nEntry; i++){
+    MemBuf *pBuf = i==iShp ? &set.shp : i==iShx ? &set.shx
+                 : i==iDbf ? &set.dbf : i==iCpg ? &set.cpg
+                 : i==iPrj ? &set.prj : 0;
+    zip_stat_t st;
+    zip_stat_init(&st);
+    if( zip_stat_index(z, (zip_uint64_t)i, 0, &st)
+     || !(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_NAME) ){
       const char *zName = zip_get_name(z, (zip_uint64_t)i, 0);
-      if( zName==0 || i==iShp || i==iShx || i==iDbf || i==iCpg || i==iPrj ){
-        continue;
-      }
-      rc = zipCheckMember(p, z, (zip_uint64_t)i, zName);
-      if( rc ) goto done;
-      rc = 1;
+      setErr(p, "cannot stat member %s", zName ? zName : "(unnamed)");
+      goto done;
     }
+    rc = zipMember(p, z, (zip_uint64_t)i, st.name, st.size, pBuf);
+    if( rc ) goto done;
+    rc = 1;
   }
   zip_discard(z);
   z = 0;

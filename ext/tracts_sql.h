@@ -11,6 +11,8 @@ SQLITE_EXTENSION_INIT3
 
 #include "tracts_int.h"
 
+#include <time.h>
+
 /* Settings, in the order of the table in config.c. */
 enum {
   TR_SET_REPAIR = 0,     /* repair invalid polygons on load (0/1) */
@@ -48,6 +50,17 @@ struct TractsConn {
 };
 
 void trConnUnref(void *p);            /* destructor of registrations */
+/* Register an SQL function (SQLITE_UTF8 | eFlags) or an eponymous module
+** whose user data is pConn, taking a reference on it. */
+int trFunction(sqlite3 *db, TractsConn *pConn, const char *zName, int nArg,
+               int eFlags, void (*xFunc)(sqlite3_context*, int, sqlite3_value**));
+int trModule(sqlite3 *db, TractsConn *pConn, const char *zName,
+             const sqlite3_module *pModule);
+
+/* Monotonic seconds, and a time in them as a timespec for timed waits on
+** a CLOCK_MONOTONIC condition variable. */
+double trNow(void);
+void trTimespec(double t, struct timespec *pTs);
 
 /* Savepoints that may begin the transaction. trSavepointBegin notes in
 ** *pbOuter whether it did. trSavepointCommit releases it; when that is
