@@ -49,6 +49,26 @@ static inline char *xmprintf(const char *zFmt, ...){
   return z;
 }
 
+/* The name of command-line argument z if it is an option ("-name" or
+** "--name", as "-name"), NULL if not. "-name=value" is split: the name is
+** copied to zKey and *pzVal points at the value; otherwise *pzVal is NULL
+** and the value, if any, is the next argument. */
+static inline const char *optName(const char *z, char *zKey, size_t nKey,
+                                  const char **pzVal){
+  const char *zEq;
+  *pzVal = 0;
+  if( z[0]!='-' ) return 0;
+  if( z[1]=='-' ) z++;
+  zEq = strchr(z, '=');
+  if( zEq && (size_t)(zEq-z)<nKey ){
+    memcpy(zKey, z, (size_t)(zEq-z));
+    zKey[zEq-z] = 0;
+    *pzVal = zEq+1;
+    return zKey;
+  }
+  return z;
+}
+
 /* Round to 6 decimal places, as in the Census files.  The result is the
 ** double nearest to k/1e6, i.e. what strtod() returns for "%.6f" text. */
 static inline double round6(double x){

@@ -1692,19 +1692,10 @@ int main(int argc, char **argv){
   opt.iSeed = 1;
   opt.iLevel = 6;
   for(i=1; i<argc; i++){
-    const char *z = argv[i];
-    const char *zVal = 0;
+    const char *zVal;
     char zKey[64];
-    const char *zEq;
-    if( z[0]!='-' ) usage();
-    if( z[1]=='-' ) z++;
-    zEq = strchr(z, '=');
-    if( zEq && zEq-z<(int)sizeof(zKey) ){
-      memcpy(zKey, z, zEq-z);
-      zKey[zEq-z] = 0;
-      zVal = zEq+1;
-      z = zKey;
-    }
+    const char *z = optName(argv[i], zKey, sizeof(zKey), &zVal);
+    if( z==0 ) usage();
 #define ARG (zVal ? zVal : (i+1<argc ? argv[++i] : (usage(), "")))
     if( strcmp(z, "-out")==0 ) opt.zOut = ARG;
     else if( strcmp(z, "-states")==0 ) opt.zStates = ARG;

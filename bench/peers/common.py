@@ -15,6 +15,16 @@ def fresh(path):
             os.remove(p)
 
 
+def write_res(out_db, df):
+    """A pandas DataFrame (id, geoid) as table res of a fresh out_db, the
+    way the notebook writes results: DataFrame.to_sql."""
+    fresh(out_db)
+    con = sqlite3.connect(out_db)
+    df.to_sql("res", con, index=False)
+    con.commit()
+    con.close()
+
+
 def answers(out_db):
     """(sha256 of the "id,geoid" lines of res in id order, for points that
     got a GEOID; how many did)."""

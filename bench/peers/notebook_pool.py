@@ -52,7 +52,7 @@ import resource
 import sqlite3
 import warnings
 
-from common import ROOT, Sampler, answers, fresh
+from common import ROOT, Sampler, answers, write_res
 
 import geopandas as gpd
 import pandas as pd
@@ -123,11 +123,7 @@ def main():
     ph["gather"] = time.monotonic() - t
 
     t = time.monotonic()
-    fresh(a.out_db)
-    con = sqlite3.connect(a.out_db)
-    out.to_sql("res", con, index=False)
-    con.commit()
-    con.close()
+    write_res(a.out_db, out)
     ph["write"] = time.monotonic() - t
     total = time.monotonic() - T0
     smp.stop.set()
