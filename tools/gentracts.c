@@ -1,7 +1,9 @@
 /*
-** gentracts.c -- write US Census tract shapefiles, packaged exactly like
-** the Census Bureau's cartographic boundary files, for tests and
-** benchmarks of the "tracts" SQLite extension.
+** gentracts.c -- write US Census tract shapefiles (and, with --layer, the
+** states, counties, block groups, ZCTAs, places and county subdivisions
+** that go with them), packaged exactly like the Census Bureau's
+** cartographic boundary files, for tests and benchmarks of the "tracts"
+** SQLite extension.
 **
 ** BUILD
 **
@@ -31,6 +33,18 @@
 **     LSAD C(2)      = "CT"
 **     ALAND N(14,0)  AWATER N(14,0)   square metres
 **
+**   With --year 2020 or later the tract files have, as the 2020 Census
+**   files, four more fields between NAME and LSAD:
+**
+**     NAMELSAD C(100)   = "Census Tract " || NAME
+**     STUSPS C(2)       USPS code of the state ("" if STATEFP is unknown)
+**     NAMELSADCO C(100) = "County " || COUNTYFP, the county's NAME
+**     STATE_NAME C(100) name of the state, "Rhode Island" ("" if unknown)
+**
+**   Files of the other layers (--layer, below) are made the same way,
+**   with their own names and fields.  C(n) is a text field of width n,
+**   N(14,0) a number.
+**
 **   Rings follow the shapefile specification: outer rings clockwise,
 **   holes counter-clockwise, every ring closed (first vertex repeated as
 **   the last).  Members are deflated, carry a fixed modification time
@@ -45,7 +59,7 @@
 **
 **   gentracts --out DIR [--states LIST|all] [--tracts N] [--vertices V]
 **             [--year Y] [--seed S] [--national | --national-only]
-**             [--jobs J] [--level L] [--verbose]
+**             [--jobs J] [--level L] [--verbose] [--layer L]
 **
 **   --states LIST   comma separated 2-digit FIPS codes (or USPS
 **                   abbreviations such as RI), or "all" (the default) for
@@ -66,10 +80,18 @@
 **                   deterministic generator, so J never changes the output.
 **   --level L       deflate level 1..9 (default 6, like zip(1)).
 **   --verbose       list the special tracts (antimeridian, enclaves and their
-**                   hosts, island tracts, merged tracts) on stderr.
+**                   hosts, island tracts, merged tracts) on stderr (tract
+**                   layer only).
+**   --layer L       the layer written: tract (the default), state, county,
+**                   bg, zcta, place or cousub; see OTHER LAYERS.  The
+**                   extension's layer names (tracts, states, counties,
+**                   block_groups, zctas, places, county_subdivisions) are
+**                   accepted too, and zcta510 / zcta520, which choose that
+**                   ZCTA vintage whatever --year is.
 **
 **   One line per file is printed on stdout:
 **       NAME.zip  tracts=T  vertices=V  bytes=B
+**   (features=T instead of tracts=T for the other layers).
 **
 **   How the geometry is made.  Each state is an axis-aligned rectangle in
 **   lon/lat degrees.  The 48 contiguous states and DC sit in a 7x7 grid over
@@ -121,6 +143,115 @@
 **   (degree area times cos(latitude) times 111319.49^2), a deterministic
 **   random share of it being water.  Tracts are written in GEOID order.
 **
+** OTHER LAYERS (--layer L)
+**
+**   Every layer is made from the same states, tract counts, grid, counties
+**   and seed as the tracts of the same arguments, so the layers of one set
+**   of arguments nest exactly: a feature's boundary is made of the very
+**   same (bitwise identical) vertices as the tract edges it follows.  All
+**   features of a layer are valid polygons, never overlap, and, but for
+**   places, leave no gap: their union is the union of the chosen states'
+**   tracts.  Features are written in GEOID order.
+**
+**   Most features are "blocks": rectangles of whole grid cells [i0,i1) x
+**   [j0,j1).  A block's first ring runs clockwise from its north-west node
+**   along the (wiggling or straight) edges of its border cells; its other
+**   parts are the island parts of its cells (and the two antimeridian
+**   islands of AK if the block holds that cell), cells from the north-west.
+**   So a block is exactly the union of the tracts whose cells it holds:
+**   an enclave goes with the cell it sits in (no hole), and no block
+**   boundary ever cuts a merged tract (a "free" grid line below is one
+**   that cuts no merged tract along the stretch concerned; county borders
+**   are always free).  ALAND and AWATER of a block are the sums of those
+**   of its tracts in the tract file.  NS codes (STATENS, COUNTYNS, PLACENS,
+**   COUSUBNS) are "0" and 7 digits hashed from the layer and the GEOID.
+**   Made-up names (places and subdivisions) are 2 or 3 syllables hashed
+**   the same way, "Fordleyville"; they may repeat.
+**
+**   state    national: cb_Y_us_state_500k.zip, one feature per chosen
+**            state, the block of its whole grid (the state rectangle plus
+**            its islands).
+**              STATEFP C(2)  STATENS C(8)  AFFGEOID C(11) = "0400000US" ||
+**              GEOID  GEOID C(2) = STATEFP  STUSPS C(2)  NAME C(100) state
+**              name  LSAD C(2) = "00"  ALAND  AWATER
+**
+**   county   national: cb_Y_us_county_500k.zip, the counties of the tract
+**            grid (blocks of grid columns and rows), as numbered in the
+**            tracts.
+**              STATEFP C(2)  COUNTYFP C(3)  COUNTYNS C(8)  AFFGEOID C(14)
+**              = "0500000US" || GEOID  GEOID C(5) = STATEFP || COUNTYFP
+**              NAME C(100) = "County " || COUNTYFP  LSAD C(2) = "06"
+**              ALAND  AWATER
+**
+**   cousub   per state: cb_Y_SS_cousub_500k.zip.  Each county is cut in
+**            1, 2 or 4 blocks: a PRNG (seeded by the county) picks a cut
+**            along the free column line nearest the middle of the county,
+**            along the free row line nearest its middle, or both (2x2);
+**            a cut that has no free line is left out, and the other one
+**            used instead.  Blocks in each county from the north-west.
+**              STATEFP C(2)  COUNTYFP C(3)  COUSUBFP C(5) = 1000 + 45*k for
+**              the k-th subdivision of the state (k from 0)  COUSUBNS C(8)
+**              AFFGEOID C(19) = "0600000US" || GEOID  GEOID C(10) =
+**              STATEFP || COUNTYFP || COUSUBFP  NAME C(100) made up
+**              LSAD C(2) = "43" (town)  ALAND  AWATER
+**
+**   place    per state: cb_Y_SS_place_500k.zip.  The first subdivision of
+**            the state and about half of the others (PRNG seeded by the
+**            subdivision) hold one place: a block 1 or 2 cells wide and
+**            high at a random position inside the subdivision, up to 4
+**            draws until one cuts no merged tract (else no place).  Places
+**            nest in subdivisions and counties and typically cover 10-30%
+**            of a state (all of it when a state has very few tracts).
+**              STATEFP C(2)  PLACEFP C(5) = 1500 + 45*k for the k-th place
+**              of the state  PLACENS C(8)  AFFGEOID C(16) = "1600000US" ||
+**              GEOID  GEOID C(7) = STATEFP || PLACEFP  NAME C(100) made up
+**              LSAD C(2) = "25" (city)  ALAND  AWATER
+**
+**   zcta     national: cb_Y_us_zcta510_500k.zip for Y <= 2019,
+**            cb_Y_us_zcta520_500k.zip from 2020 on.  Each state is cut by
+**            a coarse grid that ignores counties, so ZCTAs cross county
+**            lines: about every s-th column line and every s-th row line,
+**            s = 3 (more if needed to stay within 1900 ZCTAs per state),
+**            each moved to the nearest line free along the whole state.
+**            Blocks from the north-west.  The code of the k-th ZCTA of the
+**            state with index x in the table of 52 (01 is 0, 72 is 51) is
+**            100 + 1920*x + k, 5 digits, unique over all states.
+**              zcta510: ZCTA5CE10 C(5)  AFFGEOID10 C(14) = "8600000US" ||
+**                       GEOID10  GEOID10 C(5)  ALAND10  AWATER10
+**              zcta520: ZCTA5CE20 C(5)  AFFGEOID20 C(14) = "8600000US" ||
+**                       GEOID20  GEOID20 C(5)  NAME20 C(100) = GEOID20
+**                       LSAD20 C(2) = "Z5"  ALAND20  AWATER20
+**
+**   bg       per state: cb_Y_SS_bg_500k.zip, the block groups of each
+**            tract, numbered 1, 2, 3 clockwise from the north:
+**              - a tract of one plain cell is cut in 2 or 3 (PRNG seeded by
+**                the tract) by straight "spokes" from the cell centre
+**                (rounded to 6 decimals) to cell corners: 2 = spokes to
+**                the north-west and south-east corners (pieces: north+east
+**                edges, south+west edges); 3 = spokes to the north-west,
+**                north-east and south-east corners (pieces: north edge,
+**                east edge, south+west edges).  A spoke from the centre to
+**                a corner is a side of the triangles inside which the
+**                wiggling edges are kept, so it crosses no edge.  The
+**                cell's island goes with the piece holding the edge it
+**                lies off;
+**              - a merged tract: one block group per cell (the northern or
+**                western cell first);
+**              - an enclave tract, an enclave's host (with its hole) and
+**                the AK antimeridian tract: one block group "1", the
+**                tract's own geometry.
+**            ALAND and AWATER: the piece's area split with the tract's
+**            water share; the last block group gets the remainder, so the
+**            block groups add up exactly to their tract.
+**              STATEFP C(2)  COUNTYFP C(3)  TRACTCE C(6)  BLKGRPCE C(1)
+**              AFFGEOID C(21) = "1500000US" || GEOID  GEOID C(12) =
+**              tract GEOID || BLKGRPCE  NAME C(100) = BLKGRPCE
+**              LSAD C(2) = "BG"  ALAND  AWATER
+**
+**   A national layer writes one national file whatever --national says.
+**   With --national or --national-only a per-state layer also (or only)
+**   writes cb_Y_us_L_500k.zip, as the tracts.
+**
 ** MODE B: FROM A TEXT DESCRIPTION
 **
 **   gentracts --from FILE --out DIR [--name BASE] [--year Y]
@@ -136,6 +267,9 @@
 **   lines and lines starting with # are ignored.  FIELD=VALUE overrides any
 **   DBF field (NAME, ALAND, AWATER, LSAD, AFFGEOID, STATEFP, ...); by
 **   default NAME comes from TRACTCE, ALAND from the polygon area, AWATER 0.
+**   With --year 2020 or later the file has the 2020 fields, which can be
+**   overridden too (NAMELSAD, STUSPS, NAMELSADCO, STATE_NAME); NAMELSAD
+**   follows NAME unless given.  Mode B writes tracts only (no --layer).
 **   The first ring of each polygon is made clockwise and the others
 **   counter-clockwise, and unclosed rings are closed, unless --keep-rings
 **   is given, which writes the rings exactly as in the WKT (for tests of
@@ -154,7 +288,9 @@
 **   about 15 million vertices.  --vertices is a target: tracts on coasts,
 **   merged tracts and enclave hosts have more, small edges are capped.
 **   A state must have cells at least 1e-4 degrees wide, which allows
-**   millions of tracts for any state but DC.  Determinism relies on the
+**   millions of tracts for any state but DC.  The other layers cost about
+**   as much as the tracts (they compute every tract, for ALAND and AWATER);
+**   a national layer is written by a single process.  Determinism relies on the
 **   C library's libm (sin, cos, exp, log), so byte-identical output is
 **   guaranteed on the same platform, not across different libm versions.
 */
@@ -324,7 +460,47 @@ struct TractAttr {
   char zName[101];
   char zLsad[3];
   double rAland, rAwater;
+  /* Only in the files of 2020 and later: */
+  char zNamelsad[101];      /* used if bNamelsad, else "Census Tract "||NAME */
+  int bNamelsad;
+  char zStusps[3];
+  char zNamelsadco[101];
+  char zStateName[101];
 };
+
+/* Names of the states, by FIPS code (STATE_NAME, and NAME of the state
+** layer) */
+static const char *const azStateName[80] = {
+  [1] = "Alabama", [2] = "Alaska", [4] = "Arizona", [5] = "Arkansas",
+  [6] = "California", [8] = "Colorado", [9] = "Connecticut",
+  [10] = "Delaware", [11] = "District of Columbia", [12] = "Florida",
+  [13] = "Georgia", [15] = "Hawaii", [16] = "Idaho", [17] = "Illinois",
+  [18] = "Indiana", [19] = "Iowa", [20] = "Kansas", [21] = "Kentucky",
+  [22] = "Louisiana", [23] = "Maine", [24] = "Maryland",
+  [25] = "Massachusetts", [26] = "Michigan", [27] = "Minnesota",
+  [28] = "Mississippi", [29] = "Missouri", [30] = "Montana",
+  [31] = "Nebraska", [32] = "Nevada", [33] = "New Hampshire",
+  [34] = "New Jersey", [35] = "New Mexico", [36] = "New York",
+  [37] = "North Carolina", [38] = "North Dakota", [39] = "Ohio",
+  [40] = "Oklahoma", [41] = "Oregon", [42] = "Pennsylvania",
+  [44] = "Rhode Island", [45] = "South Carolina", [46] = "South Dakota",
+  [47] = "Tennessee", [48] = "Texas", [49] = "Utah", [50] = "Vermont",
+  [51] = "Virginia", [53] = "Washington", [54] = "West Virginia",
+  [55] = "Wisconsin", [56] = "Wyoming", [72] = "Puerto Rico"
+};
+
+/* USPS code and name of the state with FIPS code zFips, "" if unknown */
+static void stateNames(const char *zFips, char *zUsps, int nUsps,
+                       char *zName, int nName){
+  const StateDef *pDef = 0;
+  int i;
+  if( zFips[0]>='0' && zFips[0]<='9' && zFips[1]>='0' && zFips[1]<='9' ){
+    int v = (zFips[0]-'0')*10 + (zFips[1]-'0');
+    for(i=0; i<N_STATE; i++) if( aStateDef[i].iFips==v ) pDef = &aStateDef[i];
+  }
+  snprintf(zUsps, nUsps, "%s", pDef ? pDef->zAbbr : "");
+  snprintf(zName, nName, "%s", pDef ? azStateName[pDef->iFips] : "");
+}
 
 /* Derive NAME from a TRACTCE: "400102" -> "4001.02", "001200" -> "12" */
 static void tractName(const char *zTractce, char *zName, int nName){
@@ -351,6 +527,102 @@ static void attrFromGeoid(TractAttr *p, const char *zGeoid){
   snprintf(p->zAffgeoid, sizeof(p->zAffgeoid), "1400000US%s", zGeoid);
   strcpy(p->zLsad, "CT");
   tractName(p->zTractce, p->zName, sizeof(p->zName));
+  stateNames(p->zStatefp, p->zStusps, sizeof(p->zStusps),
+             p->zStateName, sizeof(p->zStateName));
+  snprintf(p->zNamelsadco, sizeof(p->zNamelsadco), "County %s", p->zCountyfp);
+}
+
+/****************************************************************************
+** DBF schemas.  A field is C(nWidth) text, or N(14,0) if nWidth is 0.
+** A record (Rec) holds one value per field, text or number by position.
+*/
+typedef struct FieldDef FieldDef;
+struct FieldDef {
+  const char *zName;
+  int nWidth;
+};
+
+#define MAX_FIELD 13
+
+typedef struct Rec Rec;
+struct Rec {
+  char az[MAX_FIELD][101];
+  double ar[MAX_FIELD];
+};
+
+static void recPut(Rec *p, int k, const char *zFmt, ...){
+  va_list ap;
+  va_start(ap, zFmt);
+  vsnprintf(p->az[k], sizeof(p->az[k]), zFmt, ap);
+  va_end(ap);
+}
+
+#define N_ELEM(A) ((int)(sizeof(A)/sizeof((A)[0])))
+
+static const FieldDef aTractField[] = {         /* years before 2020 */
+  { "STATEFP", 2 }, { "COUNTYFP", 3 }, { "TRACTCE", 6 }, { "AFFGEOID", 20 },
+  { "GEOID", 11 }, { "NAME", 100 }, { "LSAD", 2 }, { "ALAND", 0 },
+  { "AWATER", 0 }
+};
+static const FieldDef aTract20Field[] = {       /* 2020 and later */
+  { "STATEFP", 2 }, { "COUNTYFP", 3 }, { "TRACTCE", 6 }, { "AFFGEOID", 20 },
+  { "GEOID", 11 }, { "NAME", 100 }, { "NAMELSAD", 100 }, { "STUSPS", 2 },
+  { "NAMELSADCO", 100 }, { "STATE_NAME", 100 }, { "LSAD", 2 },
+  { "ALAND", 0 }, { "AWATER", 0 }
+};
+static const FieldDef aStateField[] = {
+  { "STATEFP", 2 }, { "STATENS", 8 }, { "AFFGEOID", 11 }, { "GEOID", 2 },
+  { "STUSPS", 2 }, { "NAME", 100 }, { "LSAD", 2 }, { "ALAND", 0 },
+  { "AWATER", 0 }
+};
+static const FieldDef aCountyField[] = {
+  { "STATEFP", 2 }, { "COUNTYFP", 3 }, { "COUNTYNS", 8 }, { "AFFGEOID", 14 },
+  { "GEOID", 5 }, { "NAME", 100 }, { "LSAD", 2 }, { "ALAND", 0 },
+  { "AWATER", 0 }
+};
+static const FieldDef aBgField[] = {
+  { "STATEFP", 2 }, { "COUNTYFP", 3 }, { "TRACTCE", 6 }, { "BLKGRPCE", 1 },
+  { "AFFGEOID", 21 }, { "GEOID", 12 }, { "NAME", 100 }, { "LSAD", 2 },
+  { "ALAND", 0 }, { "AWATER", 0 }
+};
+static const FieldDef aZcta510Field[] = {
+  { "ZCTA5CE10", 5 }, { "AFFGEOID10", 14 }, { "GEOID10", 5 },
+  { "ALAND10", 0 }, { "AWATER10", 0 }
+};
+static const FieldDef aZcta520Field[] = {
+  { "ZCTA5CE20", 5 }, { "AFFGEOID20", 14 }, { "GEOID20", 5 },
+  { "NAME20", 100 }, { "LSAD20", 2 }, { "ALAND20", 0 }, { "AWATER20", 0 }
+};
+static const FieldDef aPlaceField[] = {
+  { "STATEFP", 2 }, { "PLACEFP", 5 }, { "PLACENS", 8 }, { "AFFGEOID", 16 },
+  { "GEOID", 7 }, { "NAME", 100 }, { "LSAD", 2 }, { "ALAND", 0 },
+  { "AWATER", 0 }
+};
+static const FieldDef aCousubField[] = {
+  { "STATEFP", 2 }, { "COUNTYFP", 3 }, { "COUSUBFP", 5 }, { "COUSUBNS", 8 },
+  { "AFFGEOID", 19 }, { "GEOID", 10 }, { "NAME", 100 }, { "LSAD", 2 },
+  { "ALAND", 0 }, { "AWATER", 0 }
+};
+
+/* The record of a tract, in the schema of the year (b2020: 2020 or later) */
+static void tractRec(const TractAttr *pA, int b2020, Rec *pR){
+  int k = 0;
+  recPut(pR, k++, "%s", pA->zStatefp);
+  recPut(pR, k++, "%s", pA->zCountyfp);
+  recPut(pR, k++, "%s", pA->zTractce);
+  recPut(pR, k++, "%s", pA->zAffgeoid);
+  recPut(pR, k++, "%s", pA->zGeoid);
+  recPut(pR, k++, "%s", pA->zName);
+  if( b2020 ){
+    if( pA->bNamelsad ) recPut(pR, k++, "%s", pA->zNamelsad);
+    else recPut(pR, k++, "Census Tract %s", pA->zName);
+    recPut(pR, k++, "%s", pA->zStusps);
+    recPut(pR, k++, "%s", pA->zNamelsadco);
+    recPut(pR, k++, "%s", pA->zStateName);
+  }
+  recPut(pR, k++, "%s", pA->zLsad);
+  pR->ar[k++] = pA->rAland;
+  pR->ar[k++] = pA->rAwater;
 }
 
 typedef struct Sink Sink;
@@ -359,6 +631,8 @@ struct Sink {
   char *zBase;          /* base name of the members, e.g. cb_2019_44_tract_500k */
   char *zTmp;           /* temporary directory holding the parts */
   int iYear;            /* for the fixed dates */
+  const FieldDef *aField;  /* DBF schema */
+  int nField;
   SHPHandle hShp;
   DBFHandle hDbf;
   int nRec;             /* records written */
@@ -401,8 +675,10 @@ static void sinkCleanup(void){
 }
 
 static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
-                     int eShapeType, int iYear){
+                     int eShapeType, int iYear,
+                     const FieldDef *aField, int nField){
   char *zPath;
+  int k;
   static int bAtexit = 0;
   if( !bAtexit ){
     atexit(sinkCleanup);
@@ -412,6 +688,8 @@ static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
   p->zDir = xmprintf("%s", zDir);
   p->zBase = xmprintf("%s", zBase);
   p->iYear = iYear;
+  p->aField = aField;
+  p->nField = nField;
   p->zTmp = xmprintf("%s/.gentracts-XXXXXX", zDir);
   if( mkdtemp(p->zTmp)==0 ){
     fatal("cannot create temporary directory in %s: %s", zDir, strerror(errno));
@@ -428,17 +706,11 @@ static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
   if( p->hDbf==0 ) fatal("cannot create %s", zPath);
   free(zPath);
   DBFSetLastModifiedDate(p->hDbf, iYear+1-1900, 3, 15);
-  if( DBFAddField(p->hDbf, "STATEFP", FTString, 2, 0)<0
-   || DBFAddField(p->hDbf, "COUNTYFP", FTString, 3, 0)<0
-   || DBFAddField(p->hDbf, "TRACTCE", FTString, 6, 0)<0
-   || DBFAddField(p->hDbf, "AFFGEOID", FTString, 20, 0)<0
-   || DBFAddField(p->hDbf, "GEOID", FTString, 11, 0)<0
-   || DBFAddField(p->hDbf, "NAME", FTString, 100, 0)<0
-   || DBFAddField(p->hDbf, "LSAD", FTString, 2, 0)<0
-   || DBFAddField(p->hDbf, "ALAND", FTDouble, 14, 0)<0
-   || DBFAddField(p->hDbf, "AWATER", FTDouble, 14, 0)<0
-  ){
-    fatal("cannot add DBF fields");
+  for(k=0; k<nField; k++){
+    int rc = aField[k].nWidth>0
+           ? DBFAddField(p->hDbf, aField[k].zName, FTString, aField[k].nWidth, 0)
+           : DBFAddField(p->hDbf, aField[k].zName, FTDouble, 14, 0);
+    if( rc<0 ) fatal("cannot add DBF field %s", aField[k].zName);
   }
   zPath = xmprintf("%s/%s.prj", p->zTmp, zBase);
   writeTextFile(zPath, zPrj);
@@ -446,10 +718,10 @@ static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
 }
 
 /* Write one record.  eType is the shape type of the file. */
-static void sinkWrite(Sink *p, int eType, const Shape *pS, const TractAttr *pA){
+static void sinkWrite(Sink *p, int eType, const Shape *pS, const Rec *pR){
   SHPObject *pObj;
   DBFHandle h = p->hDbf;
-  int iRec = p->nRec;
+  int iRec = p->nRec, k;
   if( pS->bNull || pS->pt.n==0 ){
     pObj = SHPCreateSimpleObject(SHPT_NULL, 0, 0, 0, 0);
   }else if( eType==SHPT_POINT ){
@@ -463,17 +735,11 @@ static void sinkWrite(Sink *p, int eType, const Shape *pS, const TractAttr *pA){
   }
   p->nVertex += pObj->nVertices;
   SHPDestroyObject(pObj);
-  if( !DBFWriteStringAttribute(h, iRec, 0, pA->zStatefp)
-   || !DBFWriteStringAttribute(h, iRec, 1, pA->zCountyfp)
-   || !DBFWriteStringAttribute(h, iRec, 2, pA->zTractce)
-   || !DBFWriteStringAttribute(h, iRec, 3, pA->zAffgeoid)
-   || !DBFWriteStringAttribute(h, iRec, 4, pA->zGeoid)
-   || !DBFWriteStringAttribute(h, iRec, 5, pA->zName)
-   || !DBFWriteStringAttribute(h, iRec, 6, pA->zLsad)
-   || !DBFWriteDoubleAttribute(h, iRec, 7, pA->rAland)
-   || !DBFWriteDoubleAttribute(h, iRec, 8, pA->rAwater)
-  ){
-    fatal("cannot write DBF record %d of %s", iRec, p->zBase);
+  for(k=0; k<p->nField; k++){
+    int ok = p->aField[k].nWidth>0
+           ? DBFWriteStringAttribute(h, iRec, k, pR->az[k])
+           : DBFWriteDoubleAttribute(h, iRec, k, pR->ar[k]);
+    if( !ok ) fatal("cannot write DBF record %d of %s", iRec, p->zBase);
   }
   p->nRec++;
 }
@@ -619,6 +885,8 @@ struct Region {
   int ncx, ncy;             /* counties per row and per column */
   int *aColCty;             /* gx: county column of each cell column */
   int *aRowCty;             /* gy: county row of each cell row */
+  int *aColStart;           /* ncx+1: first cell column of each county column */
+  int *aRowStart;           /* ncy+1: first cell row of each county row */
   double *aNodeX, *aNodeY;  /* (gx+1)*(gy+1) nodes, rounded */
   Cell *aCell;              /* gx*gy cells */
   Tract *aTract;            /* nTract tracts, in output order */
@@ -633,6 +901,7 @@ static void regionFree(Region *p){
   free(p->aLineX); free(p->aLineY);
   free(p->aColBnd); free(p->aRowBnd);
   free(p->aColCty); free(p->aRowCty);
+  free(p->aColStart); free(p->aRowStart);
   free(p->aNodeX); free(p->aNodeY);
   free(p->aCell); free(p->aTract);
   memset(p, 0, sizeof(*p));
@@ -903,8 +1172,8 @@ static void regionBuild(Region *p, const StateDef *pDef, int nTract,
   nTr = 0;
   {
     int cr, cc, i0, i1, j0, j1, *aColStart, *aRowStart;
-    aColStart = xmalloc(sizeof(int)*(p->ncx+1));
-    aRowStart = xmalloc(sizeof(int)*(p->ncy+1));
+    aColStart = p->aColStart = xmalloc(sizeof(int)*(p->ncx+1));
+    aRowStart = p->aRowStart = xmalloc(sizeof(int)*(p->ncy+1));
     for(c=0, i=0; i<=p->gx; i++) if( p->aColBnd[i] ) aColStart[c++] = i;
     for(c=0, j=0; j<=p->gy; j++) if( p->aRowBnd[j] ) aRowStart[c++] = j;
     for(cr=p->ncy-1; cr>=0; cr--){
@@ -936,8 +1205,6 @@ static void regionBuild(Region *p, const StateDef *pDef, int nTract,
         if( nTr>iFirst ) assignTractce(p, iFirst, nTr);
       }
     }
-    free(aColStart);
-    free(aRowStart);
   }
   if( nTr!=nTract ){
     fatal("internal error: state %02d has %d tracts, wanted %d",
@@ -1141,6 +1408,29 @@ static int tractEdges(const Region *p, const Tract *pT, DirEdge *a){
   return n;
 }
 
+/* Append the parts of cell c outside the state rectangle: its island, and
+** the two antimeridian islands of the AK cell. */
+static void cellExtraParts(const Region *p, int c, Shape *pS, PtBuf *pTmp){
+  const Cell *pC = &p->aCell[c];
+  if( pC->eIsland ){
+    shapeBeginPart(pS);
+    regionIslandRing(p, c, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+  }
+  if( pC->bAnti ){
+    Rng r;
+    rngSeed(&r, p->iSeed, 9, 0, 0);
+    shapeBeginPart(pS);
+    pTmp->n = 0;
+    starRing(-179.90, 51.80, 0.05, partVertexCount(&r, 0.3, p->rVert), &r, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+    shapeBeginPart(pS);
+    pTmp->n = 0;
+    starRing(179.60, 51.95, 0.09, partVertexCount(&r, 0.3, p->rVert), &r, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+  }
+}
+
 /* Build the geometry of tract iTract into pS */
 static void regionTractShape(const Region *p, int iTract, Shape *pS,
                              PtBuf *pTmp){
@@ -1166,48 +1456,41 @@ static void regionTractShape(const Region *p, int iTract, Shape *pS,
     regionEnclaveRing(p, pT->iCell, pTmp);
     ptAppend(&pS->pt, pTmp, 1, 0);       /* hole: counter-clockwise */
   }
-  if( pC->eIsland ){
-    shapeBeginPart(pS);
-    regionIslandRing(p, pT->iCell, pTmp);
-    ptAppend(&pS->pt, pTmp, 0, 0);
-  }
-  if( pC->bAnti ){
-    Rng r;
-    rngSeed(&r, p->iSeed, 9, 0, 0);
-    shapeBeginPart(pS);
-    pTmp->n = 0;
-    starRing(-179.90, 51.80, 0.05, partVertexCount(&r, 0.3, p->rVert), &r, pTmp);
-    ptAppend(&pS->pt, pTmp, 0, 0);
-    shapeBeginPart(pS);
-    pTmp->n = 0;
-    starRing(179.60, 51.95, 0.09, partVertexCount(&r, 0.3, p->rVert), &r, pTmp);
-    ptAppend(&pS->pt, pTmp, 0, 0);
-  }
+  cellExtraParts(p, pT->iCell, pS, pTmp);
+}
+
+/* The share of water in the area of tract iTract */
+static double tractWaterShare(const Region *p, int iTract){
+  const Tract *pT = &p->aTract[iTract];
+  const Cell *pC = &p->aCell[pT->iCell];
+  double wf;
+  Rng r;
+  rngSeed(&r, p->iSeed, 8, iTract, 0);
+  wf = rngUnit(&r)<0.65 ? 0.0 : 0.6*pow(rngUnit(&r), 3.0);
+  if( !pT->bEnclave && (pC->eIsland || pC->bAnti) ) wf = fmin(0.9, wf + 0.2);
+  return wf;
 }
 
 static void regionTractAttr(const Region *p, int iTract, const Shape *pS,
                             TractAttr *pA){
   const Tract *pT = &p->aTract[iTract];
-  const Cell *pC = &p->aCell[pT->iCell];
   char zGeoid[32];
   double area, wf;
-  Rng r;
   snprintf(zGeoid, sizeof(zGeoid), "%02d%03d%06d", p->pDef->iFips,
            2*pT->iCounty+1, pT->iTractce);
   attrFromGeoid(pA, zGeoid);
-  rngSeed(&r, p->iSeed, 8, iTract, 0);
-  wf = rngUnit(&r)<0.65 ? 0.0 : 0.6*pow(rngUnit(&r), 3.0);
-  if( !pT->bEnclave && (pC->eIsland || pC->bAnti) ) wf = fmin(0.9, wf + 0.2);
+  wf = tractWaterShare(p, iTract);
   area = shapeAreaM2(pS);
   pA->rAland = floor(area*(1.0-wf) + 0.5);
   pA->rAwater = floor(area*wf + 0.5);
 }
 
 /* Write all tracts of region p into pSink */
-static void regionWrite(const Region *p, Sink *pSink, int bVerbose){
+static void regionWrite(const Region *p, Sink *pSink, int b2020, int bVerbose){
   Shape s;
   PtBuf tmp;
   TractAttr attr;
+  Rec rec;
   int t;
   memset(&s, 0, sizeof(s));
   memset(&tmp, 0, sizeof(tmp));
@@ -1216,7 +1499,8 @@ static void regionWrite(const Region *p, Sink *pSink, int bVerbose){
     const Cell *pC = &p->aCell[pT->iCell];
     regionTractShape(p, t, &s, &tmp);
     regionTractAttr(p, t, &s, &attr);
-    sinkWrite(pSink, SHPT_POLYGON, &s, &attr);
+    tractRec(&attr, b2020, &rec);
+    sinkWrite(pSink, SHPT_POLYGON, &s, &rec);
     if( bVerbose ){
       if( pT->bEnclave ){
         TractAttr host;
@@ -1234,6 +1518,504 @@ static void regionWrite(const Region *p, Sink *pSink, int bVerbose){
       }
     }
   }
+  shapeFree(&s);
+  ptFree(&tmp);
+}
+
+/****************************************************************************
+** Mode A: the other layers (--layer).  Their features are "blocks"
+** (rectangles of whole cells, bounded by the cells' own edges) or, for
+** block groups, cells and parts of cells.
+*/
+#define LAYER_TRACT  0
+#define LAYER_STATE  1
+#define LAYER_COUNTY 2
+#define LAYER_BG     3
+#define LAYER_ZCTA   4
+#define LAYER_PLACE  5
+#define LAYER_COUSUB 6
+
+typedef struct Block Block;
+struct Block {
+  int i0, j0, i1, j1;       /* cells [i0,i1) x [j0,j1) */
+  int iCounty;              /* county holding the block, -1 if not one */
+};
+
+/* ALAND and AWATER of every tract of the region, as in the tract file */
+static void regionTractTotals(const Region *p, double *aLand, double *aWater){
+  Shape s;
+  PtBuf tmp;
+  TractAttr attr;
+  int t;
+  memset(&s, 0, sizeof(s));
+  memset(&tmp, 0, sizeof(tmp));
+  for(t=0; t<p->nTract; t++){
+    regionTractShape(p, t, &s, &tmp);
+    regionTractAttr(p, t, &s, &attr);
+    aLand[t] = attr.rAland;
+    aWater[t] = attr.rAwater;
+  }
+  shapeFree(&s);
+  ptFree(&tmp);
+}
+
+/* Sums of ALAND and AWATER over the tracts in block b (a block never cuts
+** a merged tract; an enclave goes with the cell it sits in) */
+static void blockTotals(const Region *p, const Block *b, const double *aLand,
+                        const double *aWater, double *pLand, double *pWater){
+  double rLand = 0.0, rWater = 0.0;
+  int i, j;
+  for(j=b->j0; j<b->j1; j++){
+    for(i=b->i0; i<b->i1; i++){
+      int c = CELL(p,i,j), t = p->aCell[c].iTract;
+      if( p->aTract[t].iCell==c ){ rLand += aLand[t]; rWater += aWater[t]; }
+      if( p->aCell[c].bEnclave ){ rLand += aLand[t+1]; rWater += aWater[t+1]; }
+    }
+  }
+  *pLand = rLand;
+  *pWater = rWater;
+}
+
+/* The geometry of block b: one clockwise ring made of the edges of its
+** border cells, from its north-west node, then the islands (and the
+** antimeridian parts) of its cells, cells from the north-west. */
+static void blockShape(const Region *p, const Block *b, Shape *pS,
+                       PtBuf *pTmp){
+  int i, j;
+  shapeReset(pS);
+  shapeBeginPart(pS);
+  for(i=b->i0; i<b->i1; i++){            /* north side, eastward */
+    regionEdge(p, 0, i, b->j1, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, i>b->i0);
+  }
+  for(j=b->j1-1; j>=b->j0; j--){         /* east side, southward */
+    regionEdge(p, 1, b->i1, j, pTmp);
+    ptAppend(&pS->pt, pTmp, 1, 1);
+  }
+  for(i=b->i1-1; i>=b->i0; i--){         /* south side, westward */
+    regionEdge(p, 0, i, b->j0, pTmp);
+    ptAppend(&pS->pt, pTmp, 1, 1);
+  }
+  for(j=b->j0; j<b->j1; j++){            /* west side, northward */
+    regionEdge(p, 1, b->i0, j, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 1);
+  }
+  for(j=b->j1-1; j>=b->j0; j--){
+    for(i=b->i0; i<b->i1; i++) cellExtraParts(p, CELL(p,i,j), pS, pTmp);
+  }
+}
+
+/* True if grid line k (a row line if bRow, else a column line) cuts no
+** merged tract between cells a0 and a1 along it */
+static int lineFree(const Region *p, int bRow, int k, int a0, int a1){
+  int a;
+  if( k<=0 || k>=(bRow ? p->gy : p->gx) ) return 1;
+  for(a=a0; a<a1; a++){
+    int c = bRow ? CELL(p,a,k-1) : CELL(p,k-1,a);
+    int c2 = bRow ? CELL(p,a,k) : CELL(p,k,a);
+    if( p->aCell[c].iPartner==c2 ) return 0;
+  }
+  return 1;
+}
+
+/* The free line (see lineFree()) strictly between lo and hi nearest to m,
+** the smaller one on a tie; -1 if there is none */
+static int lineNearest(const Region *p, int bRow, int lo, int hi, int m,
+                       int a0, int a1){
+  int d;
+  for(d=0; m-d>lo || m+d<hi; d++){
+    if( m-d>lo && m-d<hi && lineFree(p, bRow, m-d, a0, a1) ) return m-d;
+    if( d>0 && m+d>lo && m+d<hi && lineFree(p, bRow, m+d, a0, a1) ) return m+d;
+  }
+  return -1;
+}
+
+/* The block of county iCounty */
+static void regionCountyBlock(const Region *p, int iCounty, Block *b){
+  int cc = iCounty % p->ncx, cr = p->ncy-1 - iCounty/p->ncx;
+  b->i0 = p->aColStart[cc];
+  b->i1 = p->aColStart[cc+1];
+  b->j0 = p->aRowStart[cr];
+  b->j1 = p->aRowStart[cr+1];
+  b->iCounty = iCounty;
+}
+
+/* County subdivisions: each county cut in 1, 2 or 4 blocks.  Returns
+** their number; *paB is to be freed. */
+static int regionCousubs(const Region *p, Block **paB){
+  Block *a = xmalloc(sizeof(Block)*4*p->nCounty);
+  int n = 0, iCounty;
+  for(iCounty=0; iCounty<p->nCounty; iCounty++){
+    Block b;
+    Rng r;
+    int eMode, ci, rj, aI[3], aJ[3], nI = 1, nJ = 1, x, y;
+    regionCountyBlock(p, iCounty, &b);
+    rngSeed(&r, p->iSeed, 20, iCounty, 0);
+    eMode = rngInt(&r, 3);          /* 0: columns, 1: rows, 2: both */
+    ci = lineNearest(p, 0, b.i0, b.i1, (b.i0+b.i1)/2, b.j0, b.j1);
+    rj = lineNearest(p, 1, b.j0, b.j1, (b.j0+b.j1)/2, b.i0, b.i1);
+    aI[0] = b.i0;
+    if( ci>=0 && (eMode!=1 || rj<0) ) aI[nI++] = ci;
+    aI[nI] = b.i1;
+    aJ[0] = b.j1;                   /* rows from the north */
+    if( rj>=0 && (eMode!=0 || ci<0) ) aJ[nJ++] = rj;
+    aJ[nJ] = b.j0;
+    for(y=0; y<nJ; y++){
+      for(x=0; x<nI; x++){
+        Block *q = &a[n++];
+        q->i0 = aI[x];
+        q->i1 = aI[x+1];
+        q->j0 = aJ[y+1];
+        q->j1 = aJ[y];
+        q->iCounty = iCounty;
+      }
+    }
+  }
+  *paB = a;
+  return n;
+}
+
+/* True if no merged tract has one cell inside b and one outside */
+static int blockWhole(const Region *p, const Block *b){
+  int i, j;
+  for(j=b->j0; j<b->j1; j++){
+    for(i=b->i0; i<b->i1; i++){
+      int c2 = p->aCell[CELL(p,i,j)].iPartner, i2, j2;
+      if( c2<0 ) continue;
+      i2 = c2 % p->gx;
+      j2 = c2 / p->gx;
+      if( i2<b->i0 || i2>=b->i1 || j2<b->j0 || j2>=b->j1 ) return 0;
+    }
+  }
+  return 1;
+}
+
+/* Places: at most one per county subdivision.  Returns their number;
+** *paB is to be freed. */
+static int regionPlaces(const Region *p, const Block *aSub, int nSub,
+                        Block **paB){
+  Block *a = xmalloc(sizeof(Block)*(nSub>0 ? nSub : 1));
+  int n = 0, q, att;
+  for(q=0; q<nSub; q++){
+    const Block *pSub = &aSub[q];
+    int nw = pSub->i1-pSub->i0, nh = pSub->j1-pSub->j0;
+    Rng r;
+    rngSeed(&r, p->iSeed, 21, q, 0);
+    if( q>0 && rngUnit(&r)>=0.5 ) continue;
+    for(att=0; att<4; att++){
+      int w = 1 + rngInt(&r, 2), h = 1 + rngInt(&r, 2);
+      Block b;
+      if( w>nw ) w = nw;
+      if( h>nh ) h = nh;
+      b.i0 = pSub->i0 + rngInt(&r, nw-w+1);
+      b.j0 = pSub->j0 + rngInt(&r, nh-h+1);
+      b.i1 = b.i0 + w;
+      b.j1 = b.j0 + h;
+      b.iCounty = pSub->iCounty;
+      if( blockWhole(p, &b) ){
+        a[n++] = b;
+        break;
+      }
+    }
+  }
+  *paB = a;
+  return n;
+}
+
+/* Lines 0 = a[0] < a[1] < ... < a[k-1] = n of the ZCTA grid along columns
+** (or rows if bRow), about every s cells; returns k */
+static int zctaLines(const Region *p, int bRow, int s, int *a){
+  int n = bRow ? p->gy : p->gx, m = bRow ? p->gx : p->gy;
+  int k = 0, t;
+  a[k++] = 0;
+  for(t=s; t<n; t+=s){
+    int L;
+    if( t<=a[k-1] ) continue;
+    L = lineNearest(p, bRow, a[k-1], n, t, 0, m);
+    if( L<0 ) break;
+    a[k++] = L;
+  }
+  a[k++] = n;
+  return k;
+}
+
+/* ZCTAs: a coarse grid of blocks over the whole state, ignoring county
+** borders.  Returns their number; *paB is to be freed. */
+static int regionZctas(const Region *p, Block **paB){
+  int s = 3, nx, ny, x, y, n = 0, *aX, *aY;
+  Block *a;
+  while( (long)((p->gx+s-1)/s)*((p->gy+s-1)/s) > 1900 ) s++;
+  aX = xmalloc(sizeof(int)*(p->gx/s+3));
+  aY = xmalloc(sizeof(int)*(p->gy/s+3));
+  nx = zctaLines(p, 0, s, aX);
+  ny = zctaLines(p, 1, s, aY);
+  a = xmalloc(sizeof(Block)*(nx-1)*(ny-1));
+  for(y=ny-2; y>=0; y--){
+    for(x=0; x<nx-1; x++){
+      a[n].i0 = aX[x];
+      a[n].i1 = aX[x+1];
+      a[n].j0 = aY[y];
+      a[n].j1 = aY[y+1];
+      a[n].iCounty = -1;
+      n++;
+    }
+  }
+  free(aX);
+  free(aY);
+  *paB = a;
+  return n;
+}
+
+/* Hash of a feature's layer and GEOID, for its NS code and name */
+static uint64_t featureHash(int eLayer, const char *zGeoid){
+  uint64_t h = hashStep(0x6c61796572ULL, (uint64_t)eLayer);
+  while( *zGeoid ) h = hashStep(h, (unsigned char)*(zGeoid++));
+  return h;
+}
+
+/* An 8 digit GNIS-like code: "0" and 7 digits */
+static void featureNs(int eLayer, const char *zGeoid, char *z, int n){
+  uint64_t h = featureHash(eLayer, zGeoid);
+  snprintf(z, n, "%08d", (int)(100000 + h % 2900000));
+}
+
+/* A made-up place name of 2 or 3 syllables, "Ashfordley" */
+static void featureName(int eLayer, const char *zGeoid, char *z, int n){
+  static const char *const azSyl[32] = {
+    "ash", "bel", "bran", "brook", "cam", "car", "ches", "dale",
+    "den", "dor", "ell", "field", "ford", "glen", "ham", "har",
+    "ing", "ken", "lan", "ley", "lin", "mar", "mont", "nor",
+    "ox", "pem", "ridge", "ros", "sal", "ton", "ville", "wick"
+  };
+  uint64_t h = hashStep(featureHash(eLayer, zGeoid), 2);
+  int k, nSyl = 2 + (int)(h % 2), len = 0;
+  h /= 2;
+  z[0] = 0;
+  for(k=0; k<nSyl && len<n; k++){
+    len += snprintf(z+len, n-len, "%s", azSyl[h % 32]);
+    h /= 32;
+  }
+  if( z[0]>='a' && z[0]<='z' ) z[0] -= 'a'-'A';
+}
+
+/* Edge e (0 north, 1 east, 2 south, 3 west) of each ISLAND_xxx side */
+static const int aIslandEdge[5] = { -1, 2, 0, 3, 1 };
+
+/* A piece of plain cell c for a block group: edges e0 .. e0+nE-1 of the
+** cell (clockwise, 0 is the north edge, from the north-west node), then
+** the cell centre, closing at the first node; then the cell's island if
+** it is off one of those edges. */
+static void cellPiece(const Region *p, int c, int e0, int nE, Shape *pS,
+                      PtBuf *pTmp){
+  int i = c % p->gx, j = c / p->gx, k, iStart;
+  const DirEdge a[4] = { {0,i,j+1,0}, {1,i+1,j,1}, {0,i,j,1}, {1,i,j,0} };
+  double cx, cy;
+  shapeReset(pS);
+  shapeBeginPart(pS);
+  iStart = pS->pt.n;
+  for(k=0; k<nE; k++){
+    const DirEdge *d = &a[(e0+k)%4];
+    regionEdge(p, d->bVert, d->i, d->j, pTmp);
+    ptAppend(&pS->pt, pTmp, d->bRev, k>0);
+  }
+  cellCentre(p, i, j, &cx, &cy);
+  ptPush(&pS->pt, round6(cx), round6(cy));
+  ptPush(&pS->pt, pS->pt.aX[iStart], pS->pt.aY[iStart]);
+  if( p->aCell[c].eIsland
+   && (aIslandEdge[p->aCell[c].eIsland]-e0+4)%4<nE ){
+    shapeBeginPart(pS);
+    regionIslandRing(p, c, pTmp);
+    ptAppend(&pS->pt, pTmp, 0, 0);
+  }
+}
+
+/* Write the block groups of region p */
+static void regionWriteBg(const Region *p, Sink *pSink, const double *aLand,
+                          const double *aWater, PtBuf *pTmp){
+  Shape aPiece[3];
+  Rec rec;
+  int t, k;
+  memset(aPiece, 0, sizeof(aPiece));
+  for(t=0; t<p->nTract; t++){
+    const Tract *pT = &p->aTract[t];
+    const Cell *pC = &p->aCell[pT->iCell];
+    char zTract[40];
+    double wf = tractWaterShare(p, t), rLand = 0.0, rWater = 0.0;
+    int nPiece;
+    snprintf(zTract, sizeof(zTract), "%02d%03d%06d", p->pDef->iFips,
+             2*pT->iCounty+1, pT->iTractce);
+    if( pT->bEnclave || pC->bEnclave || pC->bAnti ){
+      nPiece = 1;
+      regionTractShape(p, t, &aPiece[0], pTmp);
+    }else if( pC->iPartner>=0 ){
+      Block b;
+      nPiece = 2;
+      for(k=0; k<2; k++){
+        int c = k==0 ? pT->iCell : pC->iPartner;
+        b.i0 = c % p->gx;
+        b.j0 = c / p->gx;
+        b.i1 = b.i0+1;
+        b.j1 = b.j0+1;
+        b.iCounty = pT->iCounty;
+        blockShape(p, &b, &aPiece[k], pTmp);
+      }
+    }else{
+      Rng r;
+      rngSeed(&r, p->iSeed, 22, t, 0);
+      nPiece = 2 + rngInt(&r, 2);
+      if( nPiece==2 ){
+        cellPiece(p, pT->iCell, 0, 2, &aPiece[0], pTmp);
+        cellPiece(p, pT->iCell, 2, 2, &aPiece[1], pTmp);
+      }else{
+        cellPiece(p, pT->iCell, 0, 1, &aPiece[0], pTmp);
+        cellPiece(p, pT->iCell, 1, 1, &aPiece[1], pTmp);
+        cellPiece(p, pT->iCell, 2, 2, &aPiece[2], pTmp);
+      }
+    }
+    for(k=0; k<nPiece; k++){
+      double area = shapeAreaM2(&aPiece[k]);
+      int f = 0;
+      recPut(&rec, f++, "%.2s", zTract);
+      recPut(&rec, f++, "%.3s", zTract+2);
+      recPut(&rec, f++, "%.6s", zTract+5);
+      recPut(&rec, f++, "%d", k+1);
+      recPut(&rec, f++, "1500000US%s%d", zTract, k+1);
+      recPut(&rec, f++, "%s%d", zTract, k+1);
+      recPut(&rec, f++, "%d", k+1);
+      recPut(&rec, f++, "BG");
+      if( k<nPiece-1 ){
+        rec.ar[f++] = floor(area*(1.0-wf) + 0.5);
+        rec.ar[f++] = floor(area*wf + 0.5);
+        rLand += rec.ar[f-2];
+        rWater += rec.ar[f-1];
+      }else{                  /* the block groups add up to the tract */
+        rec.ar[f++] = aLand[t] - rLand;
+        rec.ar[f++] = aWater[t] - rWater;
+      }
+      sinkWrite(pSink, SHPT_POLYGON, &aPiece[k], &rec);
+    }
+  }
+  for(k=0; k<3; k++) shapeFree(&aPiece[k]);
+}
+
+/* Write the features of layer eLayer (not LAYER_TRACT) of region p.
+** bZcta520: ZCTAs in the schema of 2020. */
+static void regionWriteLayer(const Region *p, Sink *pSink, int eLayer,
+                             int bZcta520){
+  double *aLand = xmalloc(sizeof(double)*p->nTract);
+  double *aWater = xmalloc(sizeof(double)*p->nTract);
+  int iFips = p->pDef->iFips, nB = 0, nSub = 0, k;
+  Block *aB = 0, *aSub = 0;
+  Shape s;
+  PtBuf tmp;
+  Rec rec;
+  memset(&s, 0, sizeof(s));
+  memset(&tmp, 0, sizeof(tmp));
+  regionTractTotals(p, aLand, aWater);
+  switch( eLayer ){
+    case LAYER_BG:
+      regionWriteBg(p, pSink, aLand, aWater, &tmp);
+      break;
+    case LAYER_STATE:
+      nB = 1;
+      aB = xmalloc(sizeof(Block));
+      aB[0].i0 = aB[0].j0 = 0;
+      aB[0].i1 = p->gx;
+      aB[0].j1 = p->gy;
+      aB[0].iCounty = -1;
+      break;
+    case LAYER_COUNTY:
+      nB = p->nCounty;
+      aB = xmalloc(sizeof(Block)*nB);
+      for(k=0; k<nB; k++) regionCountyBlock(p, k, &aB[k]);
+      break;
+    case LAYER_COUSUB:
+      nB = regionCousubs(p, &aB);
+      break;
+    case LAYER_PLACE:
+      nSub = regionCousubs(p, &aSub);
+      nB = regionPlaces(p, aSub, nSub, &aB);
+      break;
+    default:
+      nB = regionZctas(p, &aB);
+      break;
+  }
+  for(k=0; k<nB; k++){
+    const Block *b = &aB[k];
+    char zGeoid[40], zNs[40], zName[101];
+    double rLand, rWater;
+    int f = 0;
+    blockShape(p, b, &s, &tmp);
+    blockTotals(p, b, aLand, aWater, &rLand, &rWater);
+    switch( eLayer ){
+      case LAYER_STATE:
+        snprintf(zGeoid, sizeof(zGeoid), "%02d", iFips);
+        featureNs(eLayer, zGeoid, zNs, sizeof(zNs));
+        recPut(&rec, f++, "%s", zGeoid);
+        recPut(&rec, f++, "%s", zNs);
+        recPut(&rec, f++, "0400000US%s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid);
+        recPut(&rec, f++, "%s", p->pDef->zAbbr);
+        recPut(&rec, f++, "%s", azStateName[iFips]);
+        recPut(&rec, f++, "00");
+        break;
+      case LAYER_COUNTY:
+        snprintf(zGeoid, sizeof(zGeoid), "%02d%03d", iFips, 2*b->iCounty+1);
+        featureNs(eLayer, zGeoid, zNs, sizeof(zNs));
+        recPut(&rec, f++, "%.2s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid+2);
+        recPut(&rec, f++, "%s", zNs);
+        recPut(&rec, f++, "0500000US%s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid);
+        recPut(&rec, f++, "County %s", zGeoid+2);
+        recPut(&rec, f++, "06");
+        break;
+      case LAYER_COUSUB:
+        snprintf(zGeoid, sizeof(zGeoid), "%02d%03d%05d", iFips,
+                 2*b->iCounty+1, 1000+45*k);
+        featureNs(eLayer, zGeoid, zNs, sizeof(zNs));
+        featureName(eLayer, zGeoid, zName, sizeof(zName));
+        recPut(&rec, f++, "%.2s", zGeoid);
+        recPut(&rec, f++, "%.3s", zGeoid+2);
+        recPut(&rec, f++, "%s", zGeoid+5);
+        recPut(&rec, f++, "%s", zNs);
+        recPut(&rec, f++, "0600000US%s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid);
+        recPut(&rec, f++, "%s", zName);
+        recPut(&rec, f++, "43");
+        break;
+      case LAYER_PLACE:
+        snprintf(zGeoid, sizeof(zGeoid), "%02d%05d", iFips, 1500+45*k);
+        featureNs(eLayer, zGeoid, zNs, sizeof(zNs));
+        featureName(eLayer, zGeoid, zName, sizeof(zName));
+        recPut(&rec, f++, "%.2s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid+2);
+        recPut(&rec, f++, "%s", zNs);
+        recPut(&rec, f++, "1600000US%s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid);
+        recPut(&rec, f++, "%s", zName);
+        recPut(&rec, f++, "25");
+        break;
+      default:
+        snprintf(zGeoid, sizeof(zGeoid), "%05d",
+                 100 + (int)(p->pDef-aStateDef)*1920 + k);
+        recPut(&rec, f++, "%s", zGeoid);
+        recPut(&rec, f++, "8600000US%s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid);
+        if( bZcta520 ){
+          recPut(&rec, f++, "%s", zGeoid);
+          recPut(&rec, f++, "Z5");
+        }
+        break;
+    }
+    rec.ar[f++] = rLand;
+    rec.ar[f++] = rWater;
+    sinkWrite(pSink, SHPT_POLYGON, &s, &rec);
+  }
+  free(aB);
+  free(aSub);
+  free(aLand);
+  free(aWater);
   shapeFree(&s);
   ptFree(&tmp);
 }
@@ -1271,26 +2053,94 @@ struct Opts {
   int eShapeType;
   int bNoZip;
   int bKeepRings;
+  int eLayer;               /* LAYER_xxx */
+  int iZcta;                /* 510 or 520: ZCTA vintage; 0: by --year */
 };
+
+/* The layers of --layer: file tag, the extension's layer name (also
+** accepted), national scope */
+typedef struct LayerDef LayerDef;
+struct LayerDef {
+  const char *zTag;
+  const char *zTable;
+  int bNational;
+};
+static const LayerDef aLayerDef[] = {
+  { "tract",  "tracts",              0 },     /* LAYER_TRACT */
+  { "state",  "states",              1 },     /* LAYER_STATE */
+  { "county", "counties",            1 },     /* LAYER_COUNTY */
+  { "bg",     "block_groups",        0 },     /* LAYER_BG */
+  { "zcta",   "zctas",               1 },     /* LAYER_ZCTA */
+  { "place",  "places",              0 },     /* LAYER_PLACE */
+  { "cousub", "county_subdivisions", 0 },     /* LAYER_COUSUB */
+};
+
+static int zctaVintage(const Opts *pOpt){
+  if( pOpt->iZcta ) return pOpt->iZcta;
+  return pOpt->iYear<=2019 ? 510 : 520;
+}
+
+/* Base name of an output file: state iFips, or national if iFips<0 */
+static char *layerBase(const Opts *pOpt, int iFips){
+  char zTag[16], zWhere[16];
+  if( pOpt->eLayer==LAYER_ZCTA ){
+    snprintf(zTag, sizeof(zTag), "zcta%d", zctaVintage(pOpt));
+  }else{
+    snprintf(zTag, sizeof(zTag), "%s", aLayerDef[pOpt->eLayer].zTag);
+  }
+  if( iFips>=0 ) snprintf(zWhere, sizeof(zWhere), "%02d", iFips);
+  else snprintf(zWhere, sizeof(zWhere), "us");
+  return xmprintf("cb_%d_%s_%s_500k", pOpt->iYear, zWhere, zTag);
+}
+
+/* DBF schema of the layer of pOpt */
+static const FieldDef *layerSchema(const Opts *pOpt, int *pnField){
+  const FieldDef *a;
+  int n;
+  switch( pOpt->eLayer ){
+    case LAYER_STATE:  a = aStateField;  n = N_ELEM(aStateField);  break;
+    case LAYER_COUNTY: a = aCountyField; n = N_ELEM(aCountyField); break;
+    case LAYER_BG:     a = aBgField;     n = N_ELEM(aBgField);     break;
+    case LAYER_PLACE:  a = aPlaceField;  n = N_ELEM(aPlaceField);  break;
+    case LAYER_COUSUB: a = aCousubField; n = N_ELEM(aCousubField); break;
+    case LAYER_ZCTA:
+      if( zctaVintage(pOpt)==510 ){
+        a = aZcta510Field; n = N_ELEM(aZcta510Field);
+      }else{
+        a = aZcta520Field; n = N_ELEM(aZcta520Field);
+      }
+      break;
+    default:
+      if( pOpt->iYear>=2020 ){
+        a = aTract20Field; n = N_ELEM(aTract20Field);
+      }else{
+        a = aTractField; n = N_ELEM(aTractField);
+      }
+      break;
+  }
+  *pnField = n;
+  return a;
+}
 
 static void runUnit(const Opts *pOpt, Unit *pU, const int *aSel, int nSel,
                     const int *aCount){
   Sink sink;
   Region reg;
   char *zBase;
-  int k;
-  if( pU->iState>=0 ){
-    zBase = xmprintf("cb_%d_%02d_tract_500k", pOpt->iYear,
-                     aStateDef[pU->iState].iFips);
-  }else{
-    zBase = xmprintf("cb_%d_us_tract_500k", pOpt->iYear);
-  }
-  sinkOpen(&sink, pOpt->zOut, zBase, SHPT_POLYGON, pOpt->iYear);
+  const FieldDef *aField;
+  int k, nField;
+  zBase = layerBase(pOpt, pU->iState>=0 ? aStateDef[pU->iState].iFips : -1);
+  aField = layerSchema(pOpt, &nField);
+  sinkOpen(&sink, pOpt->zOut, zBase, SHPT_POLYGON, pOpt->iYear, aField, nField);
   for(k=0; k<nSel; k++){
     if( pU->iState>=0 && aSel[k]!=pU->iState ) continue;
     regionBuild(&reg, &aStateDef[aSel[k]], aCount[k], pOpt->iSeed, pOpt->rVert);
-    regionWrite(&reg, &sink,
-                pOpt->bVerbose && (pU->iState>=0 || pOpt->eNational==2));
+    if( pOpt->eLayer==LAYER_TRACT ){
+      regionWrite(&reg, &sink, pOpt->iYear>=2020,
+                  pOpt->bVerbose && (pU->iState>=0 || pOpt->eNational==2));
+    }else{
+      regionWriteLayer(&reg, &sink, pOpt->eLayer, zctaVintage(pOpt)==520);
+    }
     regionFree(&reg);
   }
   pU->nTract = sink.nRec;
@@ -1371,14 +2221,14 @@ static int runSynthetic(const Opts *pOpt){
                MAP_SHARED|MAP_ANONYMOUS, -1, 0);
   if( aUnit==MAP_FAILED ) fatal("mmap failed: %s", strerror(errno));
   memset(aUnit, 0, sizeof(Unit)*(N_STATE+1));
-  if( pOpt->eNational!=2 ){
+  if( pOpt->eNational!=2 && !aLayerDef[pOpt->eLayer].bNational ){
     for(k=0; k<nSel; k++){
       aUnit[nUnit].iState = aSel[k];
       aUnit[nUnit].nCost = aCount[k];
       nUnit++;
     }
   }
-  if( pOpt->eNational ){
+  if( pOpt->eNational || aLayerDef[pOpt->eLayer].bNational ){
     aUnit[nUnit].iState = -1;
     aUnit[nUnit].nCost = nTotal;
     nUnit++;
@@ -1442,7 +2292,8 @@ static int runSynthetic(const Opts *pOpt){
   }
   for(i=0; i<nUnit; i++){
     if( !aUnit[i].bDone ){ rc = 1; continue; }
-    printf("%s tracts=%d vertices=%lld bytes=%lld\n", aUnit[i].zName,
+    printf("%s %s=%d vertices=%lld bytes=%lld\n", aUnit[i].zName,
+           pOpt->eLayer==LAYER_TRACT ? "tracts" : "features",
            aUnit[i].nTract, aUnit[i].nVertex, aUnit[i].nBytes);
   }
   munmap(aUnit, sizeof(Unit)*(N_STATE+1));
@@ -1586,6 +2437,17 @@ static int attrOverride(TractAttr *pA, const char *zKv, int *pbAland){
   else if( IS("LSAD") ) snprintf(pA->zLsad, sizeof(pA->zLsad), "%s", zV);
   else if( IS("ALAND") ){ pA->rAland = strtod(zV, 0); *pbAland = 1; }
   else if( IS("AWATER") ) pA->rAwater = strtod(zV, 0);
+  else if( IS("NAMELSAD") ){
+    snprintf(pA->zNamelsad, sizeof(pA->zNamelsad), "%s", zV);
+    pA->bNamelsad = 1;
+  }
+  else if( IS("STUSPS") ) snprintf(pA->zStusps, sizeof(pA->zStusps), "%s", zV);
+  else if( IS("NAMELSADCO") ){
+    snprintf(pA->zNamelsadco, sizeof(pA->zNamelsadco), "%s", zV);
+  }
+  else if( IS("STATE_NAME") ){
+    snprintf(pA->zStateName, sizeof(pA->zStateName), "%s", zV);
+  }
   else return 0;
 #undef IS
   return 1;
@@ -1600,6 +2462,7 @@ static int runFromFile(const Opts *pOpt){
   int eType = SHPT_POLYGON;
   Sink sink;
   Shape s;
+  Rec rec;
   memset(&s, 0, sizeof(s));
   if( pOpt->eShapeType==1 ) eType = SHPT_POINT;
   if( pOpt->eShapeType==2 ) eType = SHPT_ARC;
@@ -1645,11 +2508,14 @@ static int runFromFile(const Opts *pOpt){
     if( !bOpen ){
       char *zBase = pOpt->zName ? xmprintf("%s", pOpt->zName)
                   : xmprintf("cb_%d_%.2s_tract_500k", pOpt->iYear, zGeoid);
-      sinkOpen(&sink, pOpt->zOut, zBase, eType, pOpt->iYear);
+      int nField;
+      const FieldDef *aField = layerSchema(pOpt, &nField);
+      sinkOpen(&sink, pOpt->zOut, zBase, eType, pOpt->iYear, aField, nField);
       free(zBase);
       bOpen = 1;
     }
-    sinkWrite(&sink, eType, &s, &attr);
+    tractRec(&attr, pOpt->iYear>=2020, &rec);
+    sinkWrite(&sink, eType, &s, &rec);
   }
   free(zLine);
   if( in!=stdin ) fclose(in);
@@ -1675,6 +2541,7 @@ static void usage(void){
     "usage: %s --out DIR [--states LIST|all] [--tracts N] [--vertices V]\n"
     "           [--year Y] [--seed S] [--national|--national-only]\n"
     "           [--jobs J] [--level L] [--verbose]\n"
+    "           [--layer tract|state|county|bg|zcta|place|cousub]\n"
     "       %s --from FILE --out DIR [--name BASE] [--year Y]\n"
     "           [--shape-type polygon|point|arc] [--no-zip] [--keep-rings]\n"
     "See the comment at the top of tools/gentracts.c for details.\n",
@@ -1712,6 +2579,19 @@ int main(int argc, char **argv){
     else if( strcmp(z, "-name")==0 ) opt.zName = ARG;
     else if( strcmp(z, "-no-zip")==0 ) opt.bNoZip = 1;
     else if( strcmp(z, "-keep-rings")==0 ) opt.bKeepRings = 1;
+    else if( strcmp(z, "-layer")==0 ){
+      const char *zL = ARG;
+      int k;
+      for(k=0; k<N_ELEM(aLayerDef); k++){
+        if( strcmp(zL, aLayerDef[k].zTag)==0
+         || strcmp(zL, aLayerDef[k].zTable)==0 ) break;
+      }
+      opt.iZcta = 0;
+      if( strcmp(zL, "zcta510")==0 ){ k = LAYER_ZCTA; opt.iZcta = 510; }
+      if( strcmp(zL, "zcta520")==0 ){ k = LAYER_ZCTA; opt.iZcta = 520; }
+      if( k>=N_ELEM(aLayerDef) ) fatal("unknown --layer: %s", zL);
+      opt.eLayer = k;
+    }
     else if( strcmp(z, "-shape-type")==0 ){
       const char *zT = ARG;
       if( strcmp(zT, "polygon")==0 ) opt.eShapeType = 0;
@@ -1740,6 +2620,9 @@ int main(int argc, char **argv){
       fatal("%s is not a directory", opt.zOut);
     }
   }
-  if( opt.zFrom ) return runFromFile(&opt);
+  if( opt.zFrom ){
+    if( opt.eLayer!=LAYER_TRACT ) fatal("--from writes tracts only (no --layer)");
+    return runFromFile(&opt);
+  }
   return runSynthetic(&opt);
 }
