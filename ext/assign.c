@@ -53,6 +53,7 @@
 */
 #include "tracts_sql.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -68,6 +69,7 @@
 #define CHUNK       16384          /* points a helper takes at a time */
 #define BATCH       100            /* rows per INSERT statement */
 #define MAX_WORKERS 64
+#define MAX_LAYERS  8              /* layers assigned in one pass */
 #define RES_OUTSIDE (-1)
 #define RES_INVALID (-2)
 #define RES_EDGE    0x40000000     /* or'ed into a polygon number */
@@ -88,31 +90,39 @@ struct AssignShared {
 /* What the join works on. */
 typedef struct AssignJob AssignJob;
 struct AssignJob {
-  const PipIndex *pIdx;            /* the tract index */
+  int nLayer;                      /* layers assigned */
+  const PipIndex *apIdx[MAX_LAYERS];  /* their indexes */
   double rNearest;                 /* nearest-tract distance, 0 = off */
   int64_t nCap;                    /* room for points in the mapping */
   int64_t nPt;                     /* points read */
   double *aXY;                     /* 2 per point, NaN when invalid (mapped) */
-  int32_t *aRes;                   /* one result per point (mapped) */
+  int32_t *aRes;                   /* one result per point and layer, layer
+                                   ** by layer: aRes[l*nCap + i] (mapped) */
   sqlite3_int64 *aId;              /* rowids (this process only) */
   AssignShared *pSh;               /* counters, then aXY and aRes */
   size_t nSh;                      /* bytes of the mapping */
 };
 
-/* Assign points [i0, i1). */
+/* Assign points [i0, i1), one layer after the other (its index stays in
+** the caches). */
 static void assignRange(const AssignJob *j, int64_t i0, int64_t i1){
   int64_t i;
-  for(i=i0; i<i1; i++){
-    double lon = j->aXY[2*i], lat = j->aXY[2*i+1];
-    int bEdge = 0;
-    int64_t r;
-    if( isnan(lon) ){ j->aRes[i] = RES_INVALID; continue; }
-    r = pipLookup(j->pIdx, lon, lat, &bEdge);
-    if( r<0 && j->rNearest>0.0 ){
-      r = pipNearest(j->pIdx, lon, lat, j->rNearest, 0);
-      if( r>=0 ){ j->aRes[i] = (int32_t)(r | RES_NEAREST); continue; }
+  int l;
+  for(l=0; l<j->nLayer; l++){
+    const PipIndex *pIdx = j->apIdx[l];
+    int32_t *aRes = j->aRes + (size_t)l*(size_t)j->nCap;
+    for(i=i0; i<i1; i++){
+      double lon = j->aXY[2*i], lat = j->aXY[2*i+1];
+      int bEdge = 0;
+      int64_t r;
+      if( isnan(lon) ){ aRes[i] = RES_INVALID; continue; }
+      r = pipLookup(pIdx, lon, lat, &bEdge);
+      if( r<0 && j->rNearest>0.0 ){
+        r = pipNearest(pIdx, lon, lat, j->rNearest, 0);
+        if( r>=0 ){ aRes[i] = (int32_t)(r | RES_NEAREST); continue; }
+      }
+      aRes[i] = r<0 ? RES_OUTSIDE : (int32_t)(r | (bEdge ? RES_EDGE : 0));
     }
-    j->aRes[i] = r<0 ? RES_OUTSIDE : (int32_t)(r | (bEdge ? RES_EDGE : 0));
   }
 }
 
@@ -374,59 +384,80 @@ static const char *howName(int32_t r){
   return (r & RES_EDGE) ? "edge" : "inside";
 }
 
-/* Write the results into the destination in one savepoint. */
-static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *pKeys,
-                       const char *zDest, char **pzErr){
+/* "INSERT INTO zDest VALUES(?,...),..." for nRow rows of nCol values. */
+static char *insertSql(sqlite3 *db, const char *zDest, int64_t nRow, int nCol){
+  sqlite3_str *pSql = sqlite3_str_new(db);
+  int64_t k;
+  int c;
+  sqlite3_str_appendf(pSql, "INSERT INTO %s VALUES", zDest);
+  for(k=0; k<nRow; k++){
+    sqlite3_str_appendall(pSql, k ? ",(?" : "(?");
+    for(c=1; c<nCol; c++) sqlite3_str_appendall(pSql, ",?");
+    sqlite3_str_appendall(pSql, ")");
+  }
+  return sqlite3_str_finish(pSql);
+}
+
+/* Write the results into the destination in one savepoint: (id, geoid,
+** how), or with azLayer (id, <layer>, <layer>_how, ...). */
+static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *aKeys,
+                       char **azLayer, const char *zDest, char **pzErr){
   sqlite3_stmt *pIns = 0;
   char *zSql;
   int64_t i;
-  int rc, bOuter = 0, bOpen = 0;
+  int rc, bOuter = 0, bOpen = 0, l, nCol = 1 + 2*j->nLayer;
   rc = trSavepointBegin(db, "tracts_assign", &bOuter);
   if( rc ) goto fail;
   bOpen = 1;
-  zSql = sqlite3_mprintf("DROP TABLE IF EXISTS %s;"
-                         "CREATE TABLE %s(id INTEGER PRIMARY KEY, geoid TEXT, "
-                         "how TEXT NOT NULL)", zDest, zDest);
-  rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+  {
+    sqlite3_str *pSql = sqlite3_str_new(db);
+    sqlite3_str_appendf(pSql, "DROP TABLE IF EXISTS %s;CREATE TABLE %s(id "
+                        "INTEGER PRIMARY KEY", zDest, zDest);
+    for(l=0; l<j->nLayer; l++){
+      if( azLayer ){
+        sqlite3_str_appendf(pSql, ", \"%w\" TEXT, \"%w_how\" TEXT NOT NULL",
+                            azLayer[l], azLayer[l]);
+      }else{
+        sqlite3_str_appendall(pSql, ", geoid TEXT, how TEXT NOT NULL");
+      }
+    }
+    sqlite3_str_appendall(pSql, ")");
+    zSql = sqlite3_str_finish(pSql);
+  }
+  rc = zSql ? sqlite3_exec(db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) goto fail;
   /* rows go in BATCH at a time: one statement step per batch */
-  {
-    sqlite3_str *pSql = sqlite3_str_new(db);
-    int k;
-    sqlite3_str_appendf(pSql, "INSERT INTO %s VALUES", zDest);
-    for(k=0; k<BATCH; k++) sqlite3_str_appendf(pSql, "%s(?,?,?)", k ? "," : "");
-    zSql = sqlite3_str_finish(pSql);
-  }
+  zSql = insertSql(db, zDest, BATCH, nCol);
   rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pIns, 0) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) goto fail;
   for(i=0; i<j->nPt; i++){
-    int32_t r = j->aRes[i];
-    int iCol = 3*(int)(i % BATCH);
+    int iCol = nCol*(int)(i % BATCH);
     if( (i & 0xffff)==0xffff && trInterrupted(db) ){ rc = SQLITE_INTERRUPT; goto fail; }
     if( iCol==0 && j->nPt - i < BATCH ){
       /* the last rows: a statement of their size */
-      sqlite3_str *pSql = sqlite3_str_new(db);
-      int64_t k;
       sqlite3_finalize(pIns);
       pIns = 0;
-      sqlite3_str_appendf(pSql, "INSERT INTO %s VALUES", zDest);
-      for(k=i; k<j->nPt; k++) sqlite3_str_appendf(pSql, "%s(?,?,?)", k>i ? "," : "");
-      zSql = sqlite3_str_finish(pSql);
+      zSql = insertSql(db, zDest, j->nPt - i, nCol);
       rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pIns, 0) : SQLITE_NOMEM;
       sqlite3_free(zSql);
       if( rc ) goto fail;
     }
     sqlite3_bind_int64(pIns, iCol+1, j->aId[i]);
-    if( r>=0 ){
-      uint32_t k = RES_POLY(r);
-      sqlite3_bind_text(pIns, iCol+2, pKeys->zKeys + pKeys->aOff[k],
-                        (int)strlen(pKeys->zKeys + pKeys->aOff[k]), SQLITE_STATIC);
-    }else{
-      sqlite3_bind_null(pIns, iCol+2);
+    for(l=0; l<j->nLayer; l++){
+      int32_t r = j->aRes[(size_t)l*(size_t)j->nCap + (size_t)i];
+      const TrLookupKeys *pKeys = &aKeys[l];
+      if( r>=0 ){
+        uint32_t k = RES_POLY(r);
+        sqlite3_bind_text(pIns, iCol+2+2*l, pKeys->zKeys + pKeys->aOff[k],
+                          (int)strlen(pKeys->zKeys + pKeys->aOff[k]),
+                          SQLITE_STATIC);
+      }else{
+        sqlite3_bind_null(pIns, iCol+2+2*l);
+      }
+      sqlite3_bind_text(pIns, iCol+3+2*l, howName(r), -1, SQLITE_STATIC);
     }
-    sqlite3_bind_text(pIns, iCol+3, howName(r), -1, SQLITE_STATIC);
     if( i+1==j->nPt || (i % BATCH)==BATCH-1 ){
       if( sqlite3_step(pIns)!=SQLITE_DONE ){ rc = sqlite3_errcode(db); goto fail; }
       sqlite3_reset(pIns);
@@ -439,6 +470,12 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *pKeys,
   if( rc ) goto fail;
   return SQLITE_OK;
 fail:
+  if( *pzErr && strncmp(*pzErr, "tracts_assign: ", 15)!=0 ){
+    char *z = sqlite3_mprintf("tracts_assign: cannot write %s: %s", zDest,
+                              *pzErr);
+    sqlite3_free(*pzErr);
+    *pzErr = z;
+  }
   if( *pzErr==0 ){
     *pzErr = rc==SQLITE_INTERRUPT ? sqlite3_mprintf("tracts_assign: interrupted")
            : sqlite3_mprintf("tracts_assign: cannot write %s: %s", zDest,
@@ -449,8 +486,9 @@ fail:
   return rc ? rc : SQLITE_ERROR;
 }
 
-/* 1 if zTable names a table of the extension (never a destination). */
-static int isOwnTable(const char *zTable){
+/* 1 if zTable names a table of the extension, a layer's or its R*Tree's
+** (never a destination). */
+static int isOwnTable(sqlite3 *db, const char *zTable){
   static const char *az[] = { "tracts", "tracts_rtree", "tracts_rtree_node",
     "tracts_rtree_rowid", "tracts_rtree_parent", "tracts_files",
     "tracts_layers", "tracts_index" };
@@ -458,24 +496,29 @@ static int isOwnTable(const char *zTable){
   for(i=0; i<sizeof(az)/sizeof(az[0]); i++){
     if( sqlite3_stricmp(az[i], zTable)==0 ) return 1;
   }
-  return 0;
+  return trSqlExists(db, "SELECT 1 FROM main.tracts_layers WHERE lower(?1) "
+      "IN (layer, layer||'_rtree', layer||'_rtree_node', layer||'_rtree_rowid',"
+      " layer||'_rtree_parent')", zTable);
 }
 
 static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   TractsConn *pConn = (TractsConn*)sqlite3_user_data(ctx);
   sqlite3 *db = pConn->db;
   const char *azArg[4];
+  char *azLayer[MAX_LAYERS];
+  TrLookupKeys aKeys[MAX_LAYERS];
+  int nLayer = 1, bNamed = 0;
   char *zSrcSchema = 0, *zSrcTable = 0, *zDstSchema = 0, *zDstTable = 0;
   char *zSrc = 0, *zDst = 0, *zSql = 0, *zErr = 0;
   sqlite3_stmt *pStmt = 0;
   AssignJob job;
-  TrLookupKeys keys;
   Helpers helpers;
   int nWorker, i, rc = SQLITE_OK, bReadTxn = 0, bForkOk;
   static const char *azWhat[4] = { "source table", "longitude column",
                                    "latitude column", "destination table" };
   memset(&job, 0, sizeof(job));
   memset(&helpers, 0, sizeof(helpers));
+  memset(azLayer, 0, sizeof(azLayer));
   for(i=0; i<4; i++){
     azArg[i] = (const char*)sqlite3_value_text(argv[i]);
     if( azArg[i]==0 || azArg[i][0]==0 ){
@@ -496,10 +539,53 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }else{
     nWorker = (int)trConfigInt(pConn, TR_SET_WORKERS);
   }
+  if( argc>5 ){
+    /* the layers, comma-separated */
+    const char *z = (const char*)sqlite3_value_text(argv[5]);
+    nLayer = 0;
+    bNamed = 1;
+    while( z && *z ){
+      char zName[64], zBase[64];
+      size_t n;
+      int year, k;
+      char *zMsg = 0;
+      while( *z==',' || *z==' ' ) z++;
+      if( *z==0 ) break;
+      n = strcspn(z, ", ");
+      if( n>=sizeof(zName) ) n = sizeof(zName)-1;
+      memcpy(zName, z, n);
+      zName[n] = 0;
+      z += strcspn(z, ", ");
+      if( trLayerName(zName, zBase, &year, &zMsg)<0 ){
+        zErr = sqlite3_mprintf("tracts_assign: %s", zMsg);
+        sqlite3_free(zMsg);
+        goto done;
+      }
+      for(k=0; k<(int)n; k++) zName[k] = (char)tolower((unsigned char)zName[k]);
+      for(k=0; k<nLayer && strcmp(azLayer[k], zName)!=0; k++){}
+      if( k<nLayer ){
+        zErr = sqlite3_mprintf("tracts_assign: layer %s is named twice", zName);
+        goto done;
+      }
+      if( nLayer>=MAX_LAYERS ){
+        zErr = sqlite3_mprintf("tracts_assign: at most %d layers in one pass",
+                               MAX_LAYERS);
+        goto done;
+      }
+      azLayer[nLayer] = sqlite3_mprintf("%s", zName);
+      if( azLayer[nLayer++]==0 ){ rc = SQLITE_NOMEM; goto done; }
+    }
+    if( nLayer==0 ){
+      zErr = sqlite3_mprintf("tracts_assign: no layers given (a comma-"
+                             "separated list such as 'tracts,counties')");
+      goto done;
+    }
+  }
   rc = splitName(db, azArg[0], &zSrcSchema, &zSrcTable);
   if( rc==SQLITE_OK ) rc = splitName(db, azArg[3], &zDstSchema, &zDstTable);
   if( rc ) goto done;
-  if( isOwnTable(zDstTable) ){
+  if( (zDstSchema==0 || sqlite3_stricmp(zDstSchema, "main")==0)
+   && isOwnTable(db, zDstTable) ){
     zErr = sqlite3_mprintf("tracts_assign: '%q' is a table of the extension; "
                            "choose another destination", zDstTable);
     goto done;
@@ -515,21 +601,19 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     goto done;
   }
 
-  /* the index, before anything else: helpers inherit it built */
-  job.pIdx = trLookupIndex(pConn, &zErr);
-  if( job.pIdx==0 ){
-    if( zErr && strncmp(zErr, "tract_of: ", 10)==0 ){
-      char *z = sqlite3_mprintf("tracts_assign: %s", zErr+10);
-      sqlite3_free(zErr);
-      zErr = z;
+  /* the indexes, before anything else: helpers inherit them built */
+  job.nLayer = nLayer;
+  for(i=0; i<nLayer; i++){
+    TrLookup *pL = trLookupGet(pConn, bNamed ? azLayer[i] : "tracts",
+                               "tracts_assign", &zErr);
+    if( pL==0 ) goto done;
+    job.apIdx[i] = trLookupPip(pL);
+    trLookupKeys(pL, &aKeys[i]);
+    if( aKeys[i].nPoly>RES_POLY(0xffffffffu) ){
+      zErr = sqlite3_mprintf("tracts_assign: %u polygons are more than it can "
+                             "number (%u)", aKeys[i].nPoly, RES_POLY(0xffffffffu));
+      goto done;
     }
-    goto done;
-  }
-  trLookupKeys(pConn, &keys);
-  if( keys.nPoly>RES_POLY(0xffffffffu) ){
-    zErr = sqlite3_mprintf("tracts_assign: %u tracts are more than it can "
-                           "number (%u)", keys.nPoly, RES_POLY(0xffffffffu));
-    goto done;
   }
   job.rNearest = (double)trConfigInt(pConn, TR_SET_NEAREST);
 
@@ -620,7 +704,7 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   {
     size_t nHead = (sizeof(AssignShared) + 63) & ~(size_t)63;
     size_t nCap = (size_t)(job.nCap ? job.nCap : 1);
-    job.nSh = nHead + nCap*2*sizeof(double) + nCap*sizeof(int32_t);
+    job.nSh = nHead + nCap*2*sizeof(double) + nCap*sizeof(int32_t)*(size_t)nLayer;
     job.pSh = mmap(0, job.nSh, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS,
                    -1, 0);
     if( job.pSh==MAP_FAILED ){
@@ -695,7 +779,7 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     if( rc ) goto done;
   }
   trMonitorMark(pConn, "assign: write");
-  rc = assignWrite(db, &job, &keys, zDst, &zErr);
+  rc = assignWrite(db, &job, aKeys, bNamed ? azLayer : 0, zDst, &zErr);
   if( rc ) goto done;
   sqlite3_result_int64(ctx, job.nPt);
 
@@ -724,12 +808,15 @@ done:
   sqlite3_free(zSrcTable);
   sqlite3_free(zDstSchema);
   sqlite3_free(zDstTable);
+  for(i=0; i<MAX_LAYERS; i++) sqlite3_free(azLayer[i]);
 }
 
 int trAssignRegister(sqlite3 *db, TractsConn *pConn){
   int rc = trFunction(db, pConn, "tracts_assign", 4, SQLITE_DIRECTONLY,
                       assignFunc);
   if( rc ) return rc;
-  return trFunction(db, pConn, "tracts_assign", 5, SQLITE_DIRECTONLY,
+  rc = trFunction(db, pConn, "tracts_assign", 5, SQLITE_DIRECTONLY, assignFunc);
+  if( rc ) return rc;
+  return trFunction(db, pConn, "tracts_assign", 6, SQLITE_DIRECTONLY,
                     assignFunc);
 }

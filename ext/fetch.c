@@ -318,6 +318,10 @@ struct Xfer {
 
 struct Fetch {
   TractsConn *pConn;
+  const char *zFunc;       /* "fetch_tracts" or "fetch_boundaries" */
+  TrLayer *pLayer;         /* the layer loaded */
+  const char *zRes;        /* resolution, "500k" */
+  int year;
   TrLoad *pLoad;
   FetchJob *aJob;          /* in the order asked (the rows) */
   int nJob;
@@ -808,6 +812,10 @@ static void xferDone(Fetch *p, Xfer *x, CURLcode res){
     jobStopAll(p, j);
     jobCloseTmp(j, 1);
     jobUseCache(p, j);
+  }else if( (code==404 || code==410) && p->pLayer->pKind->bNational ){
+    jobFail(p, j, "HTTP %ld Not Found: %s (the server does not publish %s "
+            "for %d at %s)", code, j->zUrl, p->pLayer->pKind->zName, p->year,
+            p->zRes);
   }else if( code==404 || code==410 ){
     jobFail(p, j, "HTTP %ld Not Found: %s", code, j->zUrl);
   }else if( code==403 ){
@@ -1075,8 +1083,8 @@ static void progressDraw(Fetch *p, int bFinal){
   if( !bFinal && rate>0 && est>(double)p->nGot ){
     snprintf(zEta, sizeof(zEta), ", ETA %.0f s", (est-(double)p->nGot)/rate);
   }
-  fprintf(stderr, "\rfetch_tracts: %d/%d states, %.1f MB, %.1f MB/s%s\033[K%s",
-          nDone, p->nJob, (double)p->nGot/1e6, rate/1e6, zEta,
+  fprintf(stderr, "\r%s: %d/%d states, %.1f MB, %.1f MB/s%s\033[K%s",
+          p->zFunc, nDone, p->nJob, (double)p->nGot/1e6, rate/1e6, zEta,
           bFinal ? "\n" : "");
   fflush(stderr);
   p->bDrew = 1;
@@ -1141,17 +1149,26 @@ static void *fetchThread(void *pArg){
 #define FT_SECONDS    7
 #define FT_TRACTS     8
 #define FT_ERROR      9
-#define FT_ARG_STATES 10
-#define FT_ARG_YEAR   11
-#define FT_ARG_OPTS   12
+#define FT_ARG0       10    /* fetch_boundaries: layer; fetch_tracts: states */
 #define FT_SCHEMA "CREATE TABLE x(state TEXT, fips TEXT, url TEXT, " \
   "status INTEGER, bytes INTEGER, from_cache INTEGER, requests INTEGER, " \
   "seconds REAL, tracts INTEGER, error TEXT, " \
   "states HIDDEN, year HIDDEN, options HIDDEN)"
+#define FB_SCHEMA "CREATE TABLE x(state TEXT, fips TEXT, url TEXT, " \
+  "status INTEGER, bytes INTEGER, from_cache INTEGER, requests INTEGER, " \
+  "seconds REAL, features INTEGER, error TEXT, layer HIDDEN, " \
+  "states HIDDEN, year HIDDEN, resolution HIDDEN, options HIDDEN)"
+
+typedef struct FtVtab FtVtab;
+struct FtVtab {
+  sqlite3_vtab base;       /* a TrVtab */
+  TractsConn *pConn;
+  int bBoundaries;         /* fetch_boundaries */
+};
 
 typedef struct FtRow FtRow;
 struct FtRow {
-  char zUsps[3], zFips[3];
+  char zUsps[3], zFips[12];
   char *zUrl, *zError;
   int status, bFromCache, nRequest, nTract;
   int64_t nBytes;
@@ -1169,7 +1186,16 @@ static int ftConnect(sqlite3 *db, void *pAux, int argc,
                      const char *const *argv, sqlite3_vtab **ppVtab,
                      char **pzErr){
   (void)argc; (void)argv; (void)pzErr;
-  return trVtabConnect(db, pAux, FT_SCHEMA, sizeof(TrVtab), 1, ppVtab);
+  return trVtabConnect(db, pAux, FT_SCHEMA, sizeof(FtVtab), 1, ppVtab);
+}
+
+static int fbConnect(sqlite3 *db, void *pAux, int argc,
+                     const char *const *argv, sqlite3_vtab **ppVtab,
+                     char **pzErr){
+  int rc = trVtabConnect(db, pAux, FB_SCHEMA, sizeof(FtVtab), 1, ppVtab);
+  (void)argc; (void)argv; (void)pzErr;
+  if( rc==SQLITE_OK ) ((FtVtab*)*ppVtab)->bBoundaries = 1;
+  return rc;
 }
 
 static int ftOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
@@ -1196,7 +1222,8 @@ static int ftClose(sqlite3_vtab_cursor *cur){
 
 /* Parse the states argument into aPick (indexes into aState), in order,
 ** without duplicates. Returns the count, or -1 with *pzErr. */
-static int parseStates(const char *z, int *aPick, char **pzErr){
+static int parseStates(const char *zFunc, const char *z, int *aPick,
+                       char **pzErr){
   int n = 0, i;
   char aSeen[N_STATE];
   memset(aSeen, 0, sizeof(aSeen));
@@ -1226,24 +1253,24 @@ static int parseStates(const char *z, int *aPick, char **pzErr){
       }
     }
     if( iFound<0 ){
-      *pzErr = sqlite3_mprintf("fetch_tracts: unknown state '%s' (USPS codes "
+      *pzErr = sqlite3_mprintf("%s: unknown state '%s' (USPS codes "
                                "like RI, FIPS codes like 44, or '*' for all)",
-                               zTok);
+                               zFunc, zTok);
       return -1;
     }
     if( !aSeen[iFound] ){ aSeen[iFound] = 1; aPick[n++] = iFound; }
   }
   if( n==0 ){
-    *pzErr = sqlite3_mprintf("fetch_tracts: no states given (USPS codes like "
-                             "RI, FIPS codes like 44, or '*' for all)");
+    *pzErr = sqlite3_mprintf("%s: no states given (USPS codes like "
+                             "RI, FIPS codes like 44, or '*' for all)", zFunc);
     return -1;
   }
   return n;
 }
 
 /* Options: refresh, offline, strict. 0, or 1 with *pzErr. */
-static int parseOptions(const char *z, int *pbRefresh, int *pbOffline,
-                        int *pbStrict, char **pzErr){
+static int parseOptions(const char *zFunc, const char *z, int *pbRefresh,
+                        int *pbOffline, int *pbStrict, char **pzErr){
   while( z && *z ){
     char zTok[32];
     int m = 0;
@@ -1258,8 +1285,8 @@ static int parseOptions(const char *z, int *pbRefresh, int *pbOffline,
     else if( strcmp(zTok, "offline")==0 ) *pbOffline = 1;
     else if( strcmp(zTok, "strict")==0 ) *pbStrict = 1;
     else{
-      *pzErr = sqlite3_mprintf("fetch_tracts: unknown option '%s' (known: "
-                               "refresh, offline, strict)", zTok);
+      *pzErr = sqlite3_mprintf("%s: unknown option '%s' (known: "
+                               "refresh, offline, strict)", zFunc, zTok);
       return 1;
     }
   }
@@ -1289,15 +1316,25 @@ static void sweepOldParts(const char *zDir){
   closedir(d);
 }
 
-/* What tracts_files says state zFips was loaded from, if its rows are all
-** still in the tracts table: the sha256 into zSha, the row count. */
-static void loadedFrom(sqlite3 *db, const char *zFips, char *zSha, int *pnRow){
+/* What tracts_files says state zFips ("*": a layer a file replaces
+** whole) of layer L was loaded from, if its rows are all still in the
+** layer's table: the sha256 into zSha, the row count. */
+static void loadedFrom(sqlite3 *db, const TrLayer *L, const char *zFips,
+                       char *zSha, int *pnRow){
   sqlite3_stmt *pStmt = 0;
+  char *zSql;
   zSha[0] = 0;
   *pnRow = 0;
-  if( sqlite3_prepare_v2(db, "SELECT f.sha256, f.tracts, (SELECT count(*) "
-        "FROM main.tracts WHERE STATEFP=?1) FROM main.tracts_files f WHERE "
-        "f.layer='tracts' AND f.state=?1", -1, &pStmt, 0)==SQLITE_OK ){
+  if( L->zGroup ){
+    zSql = sqlite3_mprintf("SELECT f.sha256, f.tracts, (SELECT count(*) "
+        "FROM main.\"%w\" WHERE \"%w\"=?1) FROM main.tracts_files f WHERE "
+        "f.layer=%Q AND f.state=?1", L->zTable, L->zGroup, L->zName);
+  }else{
+    zSql = sqlite3_mprintf("SELECT f.sha256, f.tracts, (SELECT count(*) "
+        "FROM main.\"%w\") FROM main.tracts_files f WHERE "
+        "f.layer=%Q AND f.state=?1", L->zTable, L->zName);
+  }
+  if( zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0)==SQLITE_OK ){
     sqlite3_bind_text(pStmt, 1, zFips, -1, SQLITE_STATIC);
     if( sqlite3_step(pStmt)==SQLITE_ROW && sqlite3_column_text(pStmt, 0)
      && sqlite3_column_int(pStmt, 1)==sqlite3_column_int(pStmt, 2)
@@ -1307,6 +1344,7 @@ static void loadedFrom(sqlite3 *db, const char *zFips, char *zSha, int *pnRow){
     }
   }
   sqlite3_finalize(pStmt);
+  sqlite3_free(zSql);
 }
 
 /* Jobs, larger expected files first (the longest transfers start early,
@@ -1332,19 +1370,33 @@ static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
     FetchJob *j = &p->aJob[i];
     j->pF = p;
     j->fd = -1;
-    j->iFips = aState[aPick[i]].iFips;
-    j->zUsps = aState[aPick[i]].zUsps;
-    j->nWeight = aState[aPick[i]].nTract;
+    if( aPick[i]<0 ){
+      j->iFips = -1;             /* the national file */
+      j->zUsps = "US";
+      j->nWeight = 1;
+    }else{
+      j->iFips = aState[aPick[i]].iFips;
+      j->zUsps = aState[aPick[i]].zUsps;
+      j->nWeight = aState[aPick[i]].nTract;
+    }
     p->aOrder[i] = i;
-    j->zUrl = sqlite3_mprintf("%sGENZ%d/shp/cb_%d_%02d_tract_500k.zip", zBase,
-                              year, year, j->iFips);
+    {
+      char zSt[8];
+      char *zFile;
+      snprintf(zSt, sizeof(zSt), "%02d", j->iFips);
+      zFile = trKindFile(p->pLayer->pKind, year, zSt, p->zRes);
+      j->zUrl = zFile ? sqlite3_mprintf("%sGENZ%d/shp/%s", zBase, year, zFile)
+                      : 0;
+      sqlite3_free(zFile);
+    }
     if( j->zUrl==0 ) return SQLITE_NOMEM;
     j->zCache = cachePath(zDir, j->zUrl);
     if( j->zCache==0 ) return SQLITE_NOMEM;
-    if( !p->bRefresh ){
+    if( !p->bRefresh && (j->iFips>=0 || p->pLayer->zGroup==0) ){
       char zFips[3];
       snprintf(zFips, sizeof(zFips), "%02d", j->iFips);
-      loadedFrom(p->pConn->db, zFips, j->zLoadedSha, &j->nLoadedRows);
+      loadedFrom(p->pConn->db, p->pLayer, j->iFips>=0 ? zFips : "*",
+                 j->zLoadedSha, &j->nLoadedRows);
     }
     if( !p->bRefresh && metaRead(j->zCache, &j->old)==0 ){
       j->bCached = 1;
@@ -1389,14 +1441,14 @@ static int fetchRun(Fetch *p){
   sqlite3 *db = p->pConn->db;
   int rc = SQLITE_OK;
   p->t0 = trNow();
-  p->pLoad = trLoadNew(p->pConn, trLayerFind("tracts"), "fetch_tracts");
+  p->pLoad = trLoadNew(p->pConn, p->pLayer, p->zFunc);
   if( p->pLoad==0 ) return SQLITE_ERROR;
   p->pMulti = curl_multi_init();
   if( p->pMulti==0 ){ trLoadFree(p->pLoad); p->pLoad = 0; return SQLITE_NOMEM; }
   curl_multi_setopt(p->pMulti, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)p->nConn);
   curl_multi_setopt(p->pMulti, CURLMOPT_MAX_HOST_CONNECTIONS, (long)p->nConn);
   curl_multi_setopt(p->pMulti, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
-  trMonitorMark(p->pConn, "fetch_tracts");
+  trMonitorMark(p->pConn, p->zFunc);
   if( pthread_create(&p->tid, 0, fetchThread, p) ){
     trLoadFree(p->pLoad);
     p->pLoad = 0;
@@ -1436,32 +1488,60 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
                     int argc, sqlite3_value **argv){
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   FtCursor *c = (FtCursor*)cur;
-  TrVtab *pTab = (TrVtab*)cur->pVtab;
+  FtVtab *pTab = (FtVtab*)cur->pVtab;
   TractsConn *pConn = pTab->pConn;
-  const char *zStates, *zOpts = 0;
+  const char *zFunc = pTab->bBoundaries ? "fetch_boundaries" : "fetch_tracts";
+  const char *zStates, *zOpts = 0, *zLayer = "tracts", *zRes = 0;
   int aPick[N_STATE];
-  int nPick, year, iArg = 0, i, rc, bStrict = 0, nFailed = 0;
+  int nPick, year, iArg = 0, i, rc, bStrict = 0, nFailed = 0, yearName = 0;
+  int bArgStates = 1, bArgYear = 2, bArgOpts = 4;
   char *zBase = 0, *zDir = 0;
+  char zLayerBase[64], zResDefault[16];
+  const TrKind *pKind;
   Fetch f;
   (void)idxStr; (void)argc;
   ftRowsFree(c);
   sqlite3_free(pTab->base.zErrMsg);
   pTab->base.zErrMsg = 0;
-  if( (idxNum & 1)==0 ){
-    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: needs the states "
-                                         "argument, e.g. fetch_tracts('RI')");
+  if( pTab->bBoundaries ){
+    char *zMsg = 0;
+    if( (idxNum & 1)==0 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_boundaries: needs a layer, "
+          "e.g. fetch_boundaries('counties', '*')");
+      return SQLITE_ERROR;
+    }
+    zLayer = (const char*)sqlite3_value_text(argv[iArg++]);
+    if( trLayerName(zLayer, zLayerBase, &yearName, &zMsg)!=1 ){
+      if( zMsg==0 ){
+        sqlite3_str *x = sqlite3_str_new(0);
+        int k;
+        sqlite3_str_appendf(x, "%s is not a census layer (census_layers "
+                            "lists them:", zLayer);
+        for(k=0; k<100; k++){
+          const char *z = trKindName(k);
+          if( z==0 ) break;
+          sqlite3_str_appendf(x, " %s", z);
+        }
+        sqlite3_str_appendf(x, "); load_boundaries loads your own files");
+        zMsg = sqlite3_str_finish(x);
+      }
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_boundaries: %s", zMsg);
+      sqlite3_free(zMsg);
+      return SQLITE_ERROR;
+    }
+    bArgStates = 2; bArgYear = 4; bArgOpts = 16;
+  }else{
+    snprintf(zLayerBase, sizeof(zLayerBase), "tracts");
+  }
+  zStates = (idxNum & bArgStates) ? (const char*)sqlite3_value_text(argv[iArg++]) : 0;
+  if( zStates==0 && !pTab->bBoundaries ){
+    pTab->base.zErrMsg = sqlite3_mprintf((idxNum & 1)
+        ? "fetch_tracts: the states argument is NULL"
+        : "fetch_tracts: needs the states argument, e.g. fetch_tracts('RI')");
     return SQLITE_ERROR;
   }
-  zStates = (const char*)sqlite3_value_text(argv[iArg++]);
-  if( zStates==0 ){
-    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: the states argument "
-                                         "is NULL");
-    return SQLITE_ERROR;
-  }
-  nPick = parseStates(zStates, aPick, &pTab->base.zErrMsg);
-  if( nPick<0 ) return SQLITE_ERROR;
-  year = (int)trConfigInt(pConn, TR_SET_YEAR);
-  if( idxNum & 2 ){
+  year = yearName ? yearName : (int)trConfigInt(pConn, TR_SET_YEAR);
+  if( idxNum & bArgYear ){
     sqlite3_value *v = argv[iArg++];
     const char *z = (const char*)sqlite3_value_text(v);
     char *zEnd = 0;
@@ -1469,37 +1549,100 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
     if( sqlite3_value_type(v)!=SQLITE_NULL ){
       if( z==0 || zEnd==z || *zEnd || y<1990 || y>2100
        || sqlite3_value_type(v)==SQLITE_FLOAT ){
-        pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: year must be an "
-            "integer from 1990 to 2100, got '%s'", z ? z : "");
+        pTab->base.zErrMsg = sqlite3_mprintf("%s: year must be an "
+            "integer from 1990 to 2100, got '%s'", zFunc, z ? z : "");
+        return SQLITE_ERROR;
+      }
+      if( yearName && y!=yearName ){
+        pTab->base.zErrMsg = sqlite3_mprintf("%s: layer %s holds %d "
+            "boundaries, not %ld", zFunc, zLayer, yearName, y);
         return SQLITE_ERROR;
       }
       year = (int)y;
     }
   }
+  pKind = trKindFind(zLayerBase, year);
+  if( !trKindCovers(pKind, year) ){
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: the Census Bureau publishes no "
+        "cartographic (cb_) %s file for %d: the series starts in %d",
+        zFunc, pKind->zName, year, pKind->yearFirst);
+    return SQLITE_ERROR;
+  }
+  if( pTab->bBoundaries && (idxNum & 8) ){
+    zRes = (const char*)sqlite3_value_text(argv[iArg++]);
+  }
+  if( zRes==0 ){
+    /* the first resolution listed */
+    snprintf(zResDefault, sizeof(zResDefault), "%.*s",
+             (int)strcspn(pKind->zRes, ","), pKind->zRes);
+    zRes = zResDefault;
+  }else{
+    const char *z = pKind->zRes;
+    size_t n = strlen(zRes);
+    while( z && !(strncmp(z, zRes, n)==0 && (z[n]==',' || z[n]==0)) ){
+      z = strchr(z, ',');
+      if( z ) z++;
+    }
+    if( z==0 || n==0 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("%s: %s are published at %s, not "
+          "'%s'", zFunc, pKind->zName, pKind->zRes, zRes);
+      return SQLITE_ERROR;
+    }
+  }
+  if( pKind->bNational ){
+    if( zStates && strcmp(zStates, "*")!=0 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("%s: %s come in one national file: "
+          "give '*' as the states", zFunc, pKind->zName);
+      return SQLITE_ERROR;
+    }
+    nPick = 1;
+    aPick[0] = -1;
+  }else{
+    if( zStates==0 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("%s: needs the states (USPS codes "
+          "like RI, FIPS codes like 44, or '*' for all)", zFunc);
+      return SQLITE_ERROR;
+    }
+    nPick = parseStates(zFunc, zStates, aPick, &pTab->base.zErrMsg);
+    if( nPick<0 ) return SQLITE_ERROR;
+  }
   memset(&f, 0, sizeof(f));
-  if( idxNum & 4 ) zOpts = (const char*)sqlite3_value_text(argv[iArg++]);
-  if( parseOptions(zOpts, &f.bRefresh, &f.bOffline, &bStrict,
+  if( idxNum & bArgOpts ) zOpts = (const char*)sqlite3_value_text(argv[iArg++]);
+  if( parseOptions(zFunc, zOpts, &f.bRefresh, &f.bOffline, &bStrict,
                    &pTab->base.zErrMsg) ){
     return SQLITE_ERROR;
+  }
+  f.zFunc = zFunc;
+  f.zRes = zRes;
+  f.year = year;
+  {
+    char zTable[72];
+    if( yearName ) snprintf(zTable, sizeof(zTable), "%s_%d", zLayerBase, yearName);
+    else snprintf(zTable, sizeof(zTable), "%s", zLayerBase);
+    f.pLayer = trLayerCensus(pKind, zTable, yearName, 0);
+    if( f.pLayer==0 ) return SQLITE_NOMEM;
   }
   zBase = trConfigText(pConn, TR_SET_BASE_URL);
   zDir = trCacheDir(pConn);
   if( zBase==0 ){
     sqlite3_free(zDir);
+    trLayerFree(f.pLayer);
     return SQLITE_NOMEM;
   }
   if( zDir==0 ){
     sqlite3_free(zBase);
-    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: no cache directory: "
-        "set tracts_config('cache_dir', ...) or TRACTS_CACHE_DIR");
+    trLayerFree(f.pLayer);
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: no cache directory: "
+        "set tracts_config('cache_dir', ...) or TRACTS_CACHE_DIR", zFunc);
     return SQLITE_ERROR;
   }
   rc = makeDirs(zDir, 0);
   if( rc ){
-    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: cannot create cache "
-        "directory '%s': %s", zDir, strerror(rc));
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: cannot create cache "
+        "directory '%s': %s", zFunc, zDir, strerror(rc));
     sqlite3_free(zBase);
     sqlite3_free(zDir);
+    trLayerFree(f.pLayer);
     return SQLITE_ERROR;
   }
   pthread_once(&once, curlInitOnce);
@@ -1535,7 +1678,8 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
       FetchJob *j = &f.aJob[i];
       FtRow *r = &c->aRow[i];
       memcpy(r->zUsps, j->zUsps, 3);
-      snprintf(r->zFips, sizeof(r->zFips), "%02d", j->iFips);
+      if( j->iFips<0 ) memcpy(r->zFips, "us", 3);
+      else snprintf(r->zFips, sizeof(r->zFips), "%02d", j->iFips);
       r->zUrl = j->zUrl;
       j->zUrl = 0;
       r->status = j->status;
@@ -1563,19 +1707,20 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
     }
     if( bStrict && nFailed ){
       char *z = sqlite3_str_finish(pFail);
-      pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: %d of %d states "
-          "failed (strict)%s", nFailed, f.nJob, z ? z : "");
+      pTab->base.zErrMsg = sqlite3_mprintf("%s: %d of %d states "
+          "failed (strict)%s", zFunc, nFailed, f.nJob, z ? z : "");
       sqlite3_free(z);
       rc = SQLITE_ERROR;
     }else{
       sqlite3_free(sqlite3_str_finish(pFail));
     }
   }else if( rc==SQLITE_INTERRUPT ){
-    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: interrupted");
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: interrupted", zFunc);
   }else if( rc==SQLITE_ERROR ){
-    pTab->base.zErrMsg = sqlite3_mprintf("fetch_tracts: cannot start a thread");
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: cannot start a thread", zFunc);
   }
   fetchFree(&f);
+  trLayerFree(f.pLayer);
   return rc;
 }
 
@@ -1614,14 +1759,19 @@ static int ftRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
   return SQLITE_OK;
 }
 
-/* The hidden arguments: states (required), year, options. */
+/* The hidden arguments: states (required), year, options; for
+** fetch_boundaries layer (required), states, year, resolution, options. */
 static int ftBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p){
-  (void)pVtab;
-  return trArgsBestIndex(p, FT_ARG_STATES, 3);
+  return trArgsBestIndex(p, FT_ARG0, ((FtVtab*)pVtab)->bBoundaries ? 5 : 3);
 }
 
 static sqlite3_module ftModule = {
   0, 0, ftConnect, ftBestIndex, trVtabFree, 0, ftOpen, ftClose, ftFilter,
+  ftNext, ftEof, ftColumn, ftRowid, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
+static sqlite3_module fbModule = {
+  0, 0, fbConnect, ftBestIndex, trVtabFree, 0, ftOpen, ftClose, ftFilter,
   ftNext, ftEof, ftColumn, ftRowid, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
 
@@ -1850,6 +2000,7 @@ static sqlite3_module tcModule = {
 
 int trFetchRegister(sqlite3 *db, TractsConn *pConn){
   int rc = trModule(db, pConn, "fetch_tracts", &ftModule);
+  if( rc==SQLITE_OK ) rc = trModule(db, pConn, "fetch_boundaries", &fbModule);
   if( rc ) return rc;
   return trModule(db, pConn, "tracts_cache", &tcModule);
 }

@@ -1,28 +1,35 @@
 /*
-** layer.c - boundary layers and load_tracts().
+** layer.c - loading boundary layers: load_tracts() and load_boundaries().
 **
 ** Usage
 **
 **     SELECT * FROM load_tracts('cb_2019_44_tract_500k.zip');
 **     SELECT * FROM load_tracts('downloads/');          -- every cb_*_tract_*.zip
-**     SELECT * FROM load_tracts('tl/cb_2019_44_tract_500k.shp');
+**     SELECT * FROM load_boundaries('counties', 'cb_2019_us_county_500k.zip');
+**     SELECT * FROM load_boundaries('tracts_2020', 'downloads/2020/');
+**     SELECT * FROM load_boundaries('ny8', 'NY8_utm18.shp', 'AREAKEY');
+**     SELECT * FROM load_boundaries('nc', 'nc.shp', 'FIPS', 4267);  -- SRID
 **
-**   One row per file: file, state, year, tracts, repaired, seconds, error.
-**   `state` is the state FIPS code of the file (a comma list for the
-**   national file), `tracts` the rows loaded, `repaired` how many polygons
-**   GEOS had to repair, `error` NULL or why that file was not loaded.
+**   One row per file: file, state, year, tracts (features), repaired,
+**   seconds, error. `state` is the state FIPS code of the file (a comma
+**   list for a national file; NULL for a layer a file replaces whole),
+**   `year` from the file name, `repaired` how many polygons GEOS had to
+**   repair, `error` NULL or why that file was not loaded. load_tracts(p)
+**   is load_boundaries('tracts', p). Layer names, census layers and
+**   vintages: registry.c.
 **
-** What it writes (in the main database)
+** What it writes (in the main database), for layer L
 **
-**     tracts(GEOID TEXT PRIMARY KEY, STATEFP, COUNTYFP, TRACTCE, AFFGEOID,
-**            NAME, LSAD, ALAND INTEGER, AWATER INTEGER, geometry BLOB)
-**                          geometry: SpatiaLite MULTIPOLYGON, SRID 4269
-**     tracts_rtree         R*Tree (id = tracts.rowid, minx, maxx, miny, maxy)
+**     L(<the layer's DBF fields>, geometry BLOB)
+**                          geometry: SpatiaLite MULTIPOLYGON, SRID 4269;
+**                          a census layer's key is its PRIMARY KEY
+**     L_rtree              R*Tree (id = L.rowid, minx, maxx, miny, maxy)
 **     tracts_files         provenance: layer, state, file, year, sha256,
 **                          tracts, repaired, loaded_at
-**     tracts_layers        layer, generation: bumped by triggers on every
-**                          change to the layer's table, so tract_of()
-**                          knows when to rebuild its index
+**     tracts_layers        layer, generation (bumped by triggers on every
+**                          change to the layer's table, so tract_of() and
+**                          boundary_of() know when to rebuild an index),
+**                          kind, year (the vintage it holds), key
 **
 ** How it works
 **
@@ -31,22 +38,23 @@
 **   their records in chunks, several chunks of one file at once; they never
 **   touch SQLite. This thread writes each file, in order, inside one
 **   SAVEPOINT: the rows of every state the file holds are deleted when the
-**   state first appears and the new ones inserted as chunks arrive. Any
+**   state first appears and the new ones inserted as chunks arrive (a
+**   layer without a group column is dropped and made anew instead). Any
 **   failure rolls the savepoint back, so a file is loaded whole or not at
-**   all, and loading a state again replaces it.
+**   all, and loading a state again replaces it. Before writing, the
+**   layer's table must be a layer's (never a user table of that name) and
+**   a file must not bring a second vintage into a layer.
 **
 **   A single file that fails is an SQL error naming the file. In a
 **   directory each file stands alone: a failing file's row carries the
 **   error and the other files still load.
 **
-**   The layer table (aLayer) says, per layer, the Census file tag, table,
-**   key and attribute fields; load_tracts() is the "tracts" layer.
-**
 ** Limits
 **
 **   Tables live in the main schema. The national file replaces every
 **   state it contains. sqlite3_interrupt() stops a load between files and
-**   every 1000 rows within one; the interrupted file is rolled back.
+**   every 1000 rows within one; the interrupted file is rolled back. A
+**   layer of one's own is opened twice (once to learn its fields).
 */
 #include "tracts_sql.h"
 
@@ -54,30 +62,12 @@
 #include <stdarg.h>
 #include <pthread.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-
-static const TrField aTractFields[] = {
-  { "STATEFP", 0 }, { "COUNTYFP", 0 }, { "TRACTCE", 0 }, { "AFFGEOID", 0 },
-  { "GEOID", 0 }, { "NAME", 0 }, { "LSAD", 0 }, { "ALAND", 1 },
-  { "AWATER", 1 },
-};
-
-static const TrLayer aLayer[] = {
-  { "tracts", "tract", "tracts", "GEOID", "STATEFP",
-    (int)(sizeof(aTractFields)/sizeof(aTractFields[0])), aTractFields },
-};
-
-const TrLayer *trLayerFind(const char *zName){
-  size_t i;
-  for(i=0; i<sizeof(aLayer)/sizeof(aLayer[0]); i++){
-    if( strcmp(aLayer[i].zName, zName)==0 ) return &aLayer[i];
-  }
-  return 0;
-}
 
 static int fieldIndex(const TrLayer *pLayer, const char *zName){
   int i;
@@ -87,33 +77,90 @@ static int fieldIndex(const TrLayer *pLayer, const char *zName){
   return -1;
 }
 
+/* 1 if the main schema has a table (or view) named zName. */
+static int hasTable(sqlite3 *db, const char *zName){
+  return trSqlExists(db, "SELECT 1 FROM main.sqlite_schema WHERE type IN "
+                     "('table','view') AND name=?1 COLLATE NOCASE", zName);
+}
+
+/* Add the columns kind, year and key to a tracts_layers made before
+** layers other than tracts existed. */
+static int layersMigrate(sqlite3 *db, char **pzErr){
+  sqlite3_stmt *pStmt = 0;
+  int bHas = 1, rc;
+  rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info("
+                          "'tracts_layers', 'main') WHERE name='key'", -1,
+                          &pStmt, 0);
+  if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    bHas = sqlite3_column_int(pStmt, 0)>0;
+  }
+  sqlite3_finalize(pStmt);
+  if( rc || bHas ) return rc;
+  return sqlite3_exec(db, "ALTER TABLE main.tracts_layers ADD COLUMN kind TEXT;"
+      "ALTER TABLE main.tracts_layers ADD COLUMN year INTEGER;"
+      "ALTER TABLE main.tracts_layers ADD COLUMN key TEXT;", 0, 0, pzErr);
+}
+
 int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
   sqlite3_str *s = sqlite3_str_new(db);
   char *zSql;
   int i, rc;
+  rc = sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS main.tracts_files("
+    "layer TEXT NOT NULL, state TEXT NOT NULL, file TEXT, year INTEGER, "
+    "sha256 TEXT, tracts INTEGER, repaired INTEGER, loaded_at TEXT, "
+    "PRIMARY KEY(layer, state));"
+    "CREATE TABLE IF NOT EXISTS main.tracts_layers(layer TEXT PRIMARY KEY, "
+    "generation INTEGER NOT NULL, kind TEXT, year INTEGER, key TEXT);"
+    "CREATE TABLE IF NOT EXISTS main.tracts_index(layer TEXT NOT NULL, "
+    "part TEXT NOT NULL, generation INTEGER NOT NULL, data BLOB NOT NULL, "
+    "PRIMARY KEY(layer, part));", 0, 0, pzErr);
+  if( rc==SQLITE_OK ) rc = layersMigrate(db, pzErr);
+  if( rc ){ sqlite3_free(sqlite3_str_finish(s)); return rc; }
   sqlite3_str_appendf(s, "CREATE TABLE IF NOT EXISTS main.\"%w\"(", p->zTable);
   for(i=0; i<p->nField; i++){
     const TrField *f = &p->aField[i];
     sqlite3_str_appendf(s, "\"%w\" %s%s, ", f->zName,
-                        f->bInteger ? "INTEGER" : "TEXT",
-                        strcmp(f->zName, p->zKey)==0 ? " PRIMARY KEY NOT NULL"
-                        : strcmp(f->zName, p->zGroup)==0 ? " NOT NULL" : "");
+        f->bInteger==1 ? "INTEGER" : f->bInteger==2 ? "REAL" : "TEXT",
+        p->pKind && strcmp(f->zName, p->zKey)==0 ? " PRIMARY KEY NOT NULL"
+        : p->zGroup && strcmp(f->zName, p->zGroup)==0 ? " NOT NULL" : "");
   }
-  sqlite3_str_appendf(s, "geometry BLOB NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS main.\"%w_%w\" ON \"%w\"(\"%w\");"
+  sqlite3_str_appendf(s, "geometry BLOB NOT NULL);");
+  if( p->zGroup ){
+    sqlite3_str_appendf(s, "CREATE INDEX IF NOT EXISTS main.\"%w_%w\" ON "
+                        "\"%w\"(\"%w\");", p->zTable, p->zGroup, p->zTable,
+                        p->zGroup);
+  }
+  if( !p->pKind ){
+    /* a layer of one's own reloaded from another file: its new fields
+    ** become columns too */
+    sqlite3_stmt *pCol = 0;
+    char *zQ = sqlite3_mprintf("SELECT 1 FROM pragma_table_info(%Q, 'main') "
+                               "WHERE name=?1 COLLATE NOCASE", p->zTable);
+    rc = zQ ? sqlite3_prepare_v2(db, zQ, -1, &pCol, 0) : SQLITE_NOMEM;
+    sqlite3_free(zQ);
+    for(i=0; rc==SQLITE_OK && i<p->nField; i++){
+      const TrField *f = &p->aField[i];
+      sqlite3_bind_text(pCol, 1, f->zName, -1, SQLITE_STATIC);
+      if( sqlite3_step(pCol)!=SQLITE_ROW && hasTable(db, p->zTable) ){
+        sqlite3_str_appendf(s, "ALTER TABLE main.\"%w\" ADD COLUMN \"%w\" %s;",
+            p->zTable, f->zName,
+            f->bInteger==1 ? "INTEGER" : f->bInteger==2 ? "REAL" : "TEXT");
+      }
+      sqlite3_reset(pCol);
+    }
+    sqlite3_finalize(pCol);
+    if( rc ){ sqlite3_free(sqlite3_str_finish(s)); return rc; }
+    sqlite3_str_appendf(s, "CREATE INDEX IF NOT EXISTS main.\"%w_%w\" ON "
+                        "\"%w\"(\"%w\");", p->zTable, p->zKey, p->zTable,
+                        p->zKey);
+  }
+  sqlite3_str_appendf(s,
     "CREATE VIRTUAL TABLE IF NOT EXISTS main.\"%w_rtree\" USING "
     "rtree(id, minx, maxx, miny, maxy);"
-    "CREATE TABLE IF NOT EXISTS main.tracts_files(layer TEXT NOT NULL, "
-    "state TEXT NOT NULL, file TEXT, year INTEGER, sha256 TEXT, "
-    "tracts INTEGER, repaired INTEGER, loaded_at TEXT, "
-    "PRIMARY KEY(layer, state));"
-    "CREATE TABLE IF NOT EXISTS main.tracts_layers(layer TEXT PRIMARY KEY, "
-    "generation INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS main.tracts_index(layer TEXT NOT NULL, "
-    "part TEXT NOT NULL, generation INTEGER NOT NULL, data BLOB NOT NULL, "
-    "PRIMARY KEY(layer, part));"
-    "INSERT OR IGNORE INTO main.tracts_layers VALUES(%Q, abs(random()/2));",
-    p->zTable, p->zGroup, p->zTable, p->zGroup, p->zTable, p->zName);
+    "INSERT OR IGNORE INTO main.tracts_layers(layer, generation) "
+    "VALUES(%Q, abs(random()/2));"
+    "UPDATE main.tracts_layers SET kind=%Q, key=%Q WHERE layer=%Q;",
+    p->zTable, p->zName, p->pKind ? p->pKind->zName : 0, p->zKey, p->zName);
   {
     static const char *azEvent[3] = { "INSERT", "UPDATE", "DELETE" };
     char *zRtreeDel = sqlite3_mprintf(" DELETE FROM \"%w_rtree\" WHERE "
@@ -137,7 +184,8 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
 
 /* ---- the load_tracts virtual table ----------------------------------- */
 
-/* Columns of load_tracts, as declared in LOAD_SCHEMA. */
+/* Columns of load_tracts and load_boundaries, as declared in LOAD_SCHEMA
+** and BOUNDARIES_SCHEMA; their hidden argument columns follow. */
 #define LOAD_FILE     0
 #define LOAD_STATE    1
 #define LOAD_YEAR     2
@@ -145,32 +193,44 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
 #define LOAD_REPAIRED 4
 #define LOAD_SECONDS  5
 #define LOAD_ERROR    6
-#define LOAD_PATH     7   /* hidden: the argument */
+#define LOAD_ARG0     7   /* hidden: the arguments */
 #define LOAD_SCHEMA "CREATE TABLE x(file TEXT, state TEXT, year INTEGER, " \
   "tracts INTEGER, repaired INTEGER, seconds REAL, error TEXT, path HIDDEN)"
+#define BOUNDARIES_SCHEMA "CREATE TABLE x(file TEXT, state TEXT, " \
+  "year INTEGER, features INTEGER, repaired INTEGER, seconds REAL, " \
+  "error TEXT, layer HIDDEN, path HIDDEN, key_column HIDDEN, srid HIDDEN)"
 
 
 typedef struct LoadVtab LoadVtab;
 struct LoadVtab {
   sqlite3_vtab base;         /* base class, must be first (a TrVtab) */
   TractsConn *pConn;         /* connection state */
-  const TrLayer *pLayer;     /* the layer this module loads */
+  int bBoundaries;           /* load_boundaries (else load_tracts) */
 };
 
 typedef struct LoadCursor LoadCursor;
 struct LoadCursor {
   sqlite3_vtab_cursor base;  /* base class, must be first */
-  TrLoadRow *aRow;             /* results of the last xFilter */
+  TrLoadRow *aRow;           /* results of the last xFilter */
   int nRow;                  /* entries in aRow */
   int iRow;                  /* current row */
+  char *zLayer;              /* the layer loaded */
 };
 
 static int loadConnect(sqlite3 *db, void *pAux, int argc,
                        const char *const *argv, sqlite3_vtab **ppVtab,
                        char **pzErr){
-  int rc = trVtabConnect(db, pAux, LOAD_SCHEMA, sizeof(LoadVtab), 1, ppVtab);
   (void)argc; (void)argv; (void)pzErr;
-  if( rc==SQLITE_OK ) ((LoadVtab*)*ppVtab)->pLayer = trLayerFind("tracts");
+  return trVtabConnect(db, pAux, LOAD_SCHEMA, sizeof(LoadVtab), 1, ppVtab);
+}
+
+static int boundariesConnect(sqlite3 *db, void *pAux, int argc,
+                             const char *const *argv, sqlite3_vtab **ppVtab,
+                             char **pzErr){
+  int rc = trVtabConnect(db, pAux, BOUNDARIES_SCHEMA, sizeof(LoadVtab), 1,
+                         ppVtab);
+  (void)argc; (void)argv; (void)pzErr;
+  if( rc==SQLITE_OK ) ((LoadVtab*)*ppVtab)->bBoundaries = 1;
   return rc;
 }
 
@@ -189,6 +249,8 @@ static void loadRowsFree(LoadCursor *c){
   sqlite3_free(c->aRow);
   c->aRow = 0;
   c->nRow = c->iRow = 0;
+  sqlite3_free(c->zLayer);
+  c->zLayer = 0;
 }
 
 static int loadClose(sqlite3_vtab_cursor *cur){
@@ -258,6 +320,7 @@ static int parseCensusName(const char *zPath, const char *zTag, int *pYear,
   int year = 0, n = 0;
   char zSt[8], zT[32];
   zBase = zBase ? zBase+1 : zPath;
+  if( zTag==0 ) return 0;
   if( sscanf(zBase, "cb_%4d_%7[^_]_%31[^_]_%n", &year, zSt, zT, &n)!=3
    || n==0 || strcmp(zT, zTag)!=0 ){
     return 0;
@@ -313,6 +376,68 @@ static int prepareFmt(sqlite3 *db, sqlite3_stmt **pp, const char *zFmt, ...){
   return rc;
 }
 
+/* Before a file is written into layer L: its table must be the layer's
+** (never a user's table of that name), and it must not mix vintages. 0,
+** or SQLITE_ERROR with *pzMsg. */
+static int layerCheck(sqlite3 *db, const TrLayer *L, int yearFile,
+                      char **pzMsg){
+  sqlite3_stmt *pStmt = 0;
+  int bLayer = 0, yearHeld = 0;
+  char *zRtree = sqlite3_mprintf("%s_rtree", L->zTable);
+  int bTable;
+  if( zRtree==0 ) return SQLITE_NOMEM;
+  bTable = hasTable(db, L->zTable) || hasTable(db, zRtree);
+  sqlite3_free(zRtree);
+  if( hasTable(db, "tracts_layers")
+   && sqlite3_prepare_v2(db, "SELECT 1, (SELECT year FROM main.tracts_files "
+        "WHERE layer=?1 AND year IS NOT NULL AND year<>?2) FROM "
+        "main.tracts_layers WHERE layer=?1", -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, L->zName, -1, SQLITE_STATIC);
+    sqlite3_bind_int(pStmt, 2, yearFile);
+    if( sqlite3_step(pStmt)==SQLITE_ROW ){
+      bLayer = 1;
+      yearHeld = sqlite3_column_int(pStmt, 1);
+    }
+    sqlite3_finalize(pStmt);
+  }
+  if( bTable && !bLayer ){
+    *pzMsg = sqlite3_mprintf("the database has a table %s that is not a "
+        "boundary layer; load the layer under another name", L->zTable);
+    return SQLITE_ERROR;
+  }
+  if( L->year && yearFile && yearFile!=L->year ){
+    *pzMsg = sqlite3_mprintf("the file holds %d boundaries; layer %s holds "
+                             "%d ones", yearFile, L->zName, L->year);
+    return SQLITE_ERROR;
+  }
+  if( L->pKind && yearFile && yearHeld && bTable ){
+    /* rows of another vintage still there? */
+    int bRows = 0;
+    char *zSql = sqlite3_mprintf("SELECT 1 FROM main.\"%w\" LIMIT 1",
+                                 L->zTable);
+    if( zSql && sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0)==SQLITE_OK ){
+      bRows = sqlite3_step(pStmt)==SQLITE_ROW;
+      sqlite3_finalize(pStmt);
+    }
+    sqlite3_free(zSql);
+    if( bRows ){
+      if( L->zGroup ){
+        *pzMsg = sqlite3_mprintf("layer %s holds %d boundaries and this file "
+            "%d ones: load it as %s_%d (vintages load side by side), or empty "
+            "the layer first (DELETE FROM %s)", L->zName, yearHeld, yearFile,
+            L->pKind->zName, yearFile, L->zName);
+      }else{
+        *pzMsg = sqlite3_mprintf("layer %s holds %d boundaries and this file "
+            "%d ones: load it as %s_%d (vintages load side by side), or drop "
+            "the layer first (DROP TABLE %s; DROP TABLE %s_rtree)", L->zName,
+            yearHeld, yearFile, L->pKind->zName, yearFile, L->zName, L->zName);
+      }
+      return SQLITE_ERROR;
+    }
+  }
+  return SQLITE_OK;
+}
+
 static void writerFinalize(FileWriter *w){
   sqlite3_finalize(w->pIns);
   sqlite3_finalize(w->pBox);
@@ -343,7 +468,7 @@ static int writerBegin(FileWriter *w, TrLoad *pLoad, const char *zFile,
   w->pLoad = pLoad;
   w->zFile = zFile;
   w->zSha256 = zSha256;
-  w->iGroup = fieldIndex(L, L->zGroup);
+  w->iGroup = L->zGroup ? fieldIndex(L, L->zGroup) : -1;
   w->iKey = fieldIndex(L, L->zKey);
   if( !parseCensusName(zFile, L->zFileTag, &w->yearName, w->zName,
                        sizeof(w->zName)) ){
@@ -360,7 +485,17 @@ static int writerBegin(FileWriter *w, TrLoad *pLoad, const char *zFile,
     return rc;
   }
   w->bOpen = 1;
-  rc = trLayerEnsureSchema(db, L, &zMsg);
+  rc = layerCheck(db, L, w->yearName, &zMsg);
+  if( rc==SQLITE_OK ) rc = trLayerEnsureSchema(db, L, &zMsg);
+  if( rc==SQLITE_OK && L->zGroup==0 ){
+    /* a file replaces the whole layer (a table cannot be dropped while
+    ** this statement reads: its rows go; new columns were added) */
+    char *zSql = sqlite3_mprintf("DELETE FROM main.\"%w\";"
+                                 "DELETE FROM main.\"%w_rtree\";",
+                                 L->zTable, L->zTable);
+    rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
   if( rc==SQLITE_OK ){
     char *zSql = sqlite3_mprintf("DROP TRIGGER main.\"%w_changed_i\";"
         "DROP TRIGGER main.\"%w_changed_u\";DROP TRIGGER main.\"%w_changed_d\";"
@@ -385,12 +520,12 @@ static int writerBegin(FileWriter *w, TrLoad *pLoad, const char *zFile,
     rc = prepareFmt(db, &w->pBox, "INSERT OR REPLACE INTO main.\"%w_rtree\" "
                     "VALUES(?,?,?,?,?)", L->zTable);
   }
-  if( rc==SQLITE_OK ){
+  if( rc==SQLITE_OK && L->zGroup ){
     rc = prepareFmt(db, &w->pDelBox, "DELETE FROM main.\"%w_rtree\" WHERE id "
                     "IN (SELECT rowid FROM main.\"%w\" WHERE \"%w\"=?1)",
                     L->zTable, L->zTable, L->zGroup);
   }
-  if( rc==SQLITE_OK ){
+  if( rc==SQLITE_OK && L->zGroup ){
     rc = prepareFmt(db, &w->pDel, "DELETE FROM main.\"%w\" WHERE \"%w\"=?1",
                     L->zTable, L->zGroup);
   }
@@ -411,7 +546,8 @@ static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
   int i, rc = SQLITE_OK;
   for(i=0; i<shp->nRec; i++){
     TrRecord *r = &shp->aRec[i];
-    const char *zG = r->azAttr[w->iGroup], *zK = r->azAttr[w->iKey];
+    const char *zG = w->iGroup>=0 ? r->azAttr[w->iGroup] : "*";
+    const char *zK = r->azAttr[w->iKey];
     int k, iState;
     if( zK==0 ){
       zMsg = sqlite3_mprintf("record %d has an empty %s", iFirst+i+1, L->zKey);
@@ -436,13 +572,16 @@ static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
       }
       memcpy(w->azState[w->nState], zG, strlen(zG)+1);
       w->nState++;
-      sqlite3_bind_text(w->pDelBox, 1, zG, -1, SQLITE_STATIC);
-      sqlite3_bind_text(w->pDel, 1, zG, -1, SQLITE_STATIC);
-      if( sqlite3_step(w->pDelBox)!=SQLITE_DONE || sqlite3_step(w->pDel)!=SQLITE_DONE ){
-        rc = SQLITE_ERROR; break;
+      if( w->pDel ){
+        sqlite3_bind_text(w->pDelBox, 1, zG, -1, SQLITE_STATIC);
+        sqlite3_bind_text(w->pDel, 1, zG, -1, SQLITE_STATIC);
+        if( sqlite3_step(w->pDelBox)!=SQLITE_DONE
+         || sqlite3_step(w->pDel)!=SQLITE_DONE ){
+          rc = SQLITE_ERROR; break;
+        }
+        sqlite3_reset(w->pDelBox);
+        sqlite3_reset(w->pDel);
       }
-      sqlite3_reset(w->pDelBox);
-      sqlite3_reset(w->pDel);
     }
     if( (i & 1023)==1023 && trInterrupted(db) ){
       zMsg = sqlite3_mprintf("interrupted");
@@ -453,10 +592,19 @@ static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
       if( z==0 ){
         sqlite3_bind_null(w->pIns, k+1);
       }else if( L->aField[k].bInteger ){
+        /* numbers as numbers; what does not read as one is NULL */
         char *zEnd = 0;
-        long long v = strtoll(z, &zEnd, 10);
-        if( zEnd && *zEnd==0 ) sqlite3_bind_int64(w->pIns, k+1, v);
-        else sqlite3_bind_null(w->pIns, k+1);
+        long long v = L->aField[k].bInteger==1 ? strtoll(z, &zEnd, 10) : 0;
+        if( zEnd && zEnd!=z && *zEnd==0 ){
+          sqlite3_bind_int64(w->pIns, k+1, v);
+        }else{
+          double d = strtod(z, &zEnd);
+          if( zEnd!=z && *zEnd==0 && isfinite(d) ){
+            sqlite3_bind_double(w->pIns, k+1, d);
+          }else{
+            sqlite3_bind_null(w->pIns, k+1);
+          }
+        }
       }else{
         sqlite3_bind_text(w->pIns, k+1, z, -1, SQLITE_STATIC);
       }
@@ -516,6 +664,21 @@ static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
     sqlite3_reset(pFile);
   }
   sqlite3_finalize(pFile);
+  if( rc==SQLITE_OK ){
+    /* the vintage the layer now holds (other years' provenance went with
+    ** their rows: layerCheck let this file in only then) */
+    int year = w->yearName ? w->yearName : L->year;
+    char *zSql = sqlite3_mprintf("UPDATE main.tracts_layers SET year=%d WHERE "
+        "layer=%Q;DELETE FROM main.tracts_files WHERE layer=%Q AND year<>%d",
+        year, L->zName, L->zName, year);
+    if( year==0 ){
+      sqlite3_free(zSql);
+      zSql = sqlite3_mprintf("UPDATE main.tracts_layers SET year=NULL WHERE "
+                             "layer=%Q", L->zName);
+    }
+    rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
   if( rc==SQLITE_OK ) rc = trLayerEnsureSchema(db, L, &zMsg);  /* triggers */
   if( rc ){
     loadErr(w->pLoad, pzErr, w->zFile, zMsg ? zMsg : sqlite3_errmsg(db));
@@ -531,11 +694,13 @@ static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
     sqlite3_free(z);
     return rc;
   }
-  pStates = sqlite3_str_new(db);
-  for(i=0; i<w->nState; i++){
-    sqlite3_str_appendf(pStates, "%s%s", i ? "," : "", w->azState[i]);
+  if( L->zGroup ){
+    pStates = sqlite3_str_new(db);
+    for(i=0; i<w->nState; i++){
+      sqlite3_str_appendf(pStates, "%s%s", i ? "," : "", w->azState[i]);
+    }
+    pRow->zState = sqlite3_str_finish(pStates);
   }
-  pRow->zState = sqlite3_str_finish(pStates);
   pRow->year = w->yearName;
   pRow->nTract = w->nTract;
   pRow->nRepaired = w->nRepaired;
@@ -841,13 +1006,14 @@ void trLoadFree(TrLoad *p){
 ** added up front. A file's failure is in its row; with bStopOnError the
 ** first failure ends the load. Returns SQLITE_OK, SQLITE_NOMEM,
 ** SQLITE_INTERRUPT, or the failing file's code when bStopOnError. */
-static int loadFiles(LoadVtab *pTab, char **azFile, int nFile, TrLoadRow *aRow,
-                     int bStopOnError){
-  TrLoad *p = trLoadNew(pTab->pConn, pTab->pLayer, "load_tracts");
+static int loadFiles(TractsConn *pConn, const TrLayer *pLayer,
+                     const char *zFunc, char **azFile, int nFile,
+                     TrLoadRow *aRow, int bStopOnError){
+  TrLoad *p = trLoadNew(pConn, pLayer, zFunc);
   int i, rc = SQLITE_OK;
   if( p==0 ){
     for(i=0; i<nFile; i++){
-      aRow[i].zError = sqlite3_mprintf("load_tracts: cannot start a thread");
+      aRow[i].zError = sqlite3_mprintf("%s: cannot start a thread", zFunc);
     }
     return SQLITE_ERROR;
   }
@@ -870,14 +1036,14 @@ static int cmpStr(const void *a, const void *b){
 }
 
 /* The census zips of the layer in directory zDir, sorted; *pn entries. */
-static int listDir(LoadVtab *pTab, const char *zDir, char ***pazOut, int *pn,
-                   char **pzErr){
+static int listDir(const TrLayer *pLayer, const char *zFunc, const char *zDir,
+                   char ***pazOut, int *pn, char **pzErr){
   DIR *d = opendir(zDir);
   struct dirent *e;
   char **az = 0;
   int n = 0, nAlloc = 0;
   if( d==0 ){
-    *pzErr = sqlite3_mprintf("load_tracts: cannot open directory '%s': %s",
+    *pzErr = sqlite3_mprintf("%s: cannot open directory '%s': %s", zFunc,
                              zDir, strerror(errno));
     return SQLITE_ERROR;
   }
@@ -886,9 +1052,10 @@ static int listDir(LoadVtab *pTab, const char *zDir, char ***pazOut, int *pn,
     char zSt[8];
     size_t m = strlen(e->d_name);
     if( m<4 || strcmp(e->d_name+m-4, ".zip")!=0 ) continue;
-    if( !parseCensusName(e->d_name, pTab->pLayer->zFileTag, &year, zSt, 8) ){
+    if( !parseCensusName(e->d_name, pLayer->zFileTag, &year, zSt, 8) ){
       continue;
     }
+    if( pLayer->year && year!=pLayer->year ) continue;
     if( n>=nAlloc ){
       char **azNew;
       nAlloc = nAlloc*2 + 16;
@@ -913,42 +1080,160 @@ static int listDir(LoadVtab *pTab, const char *zDir, char ***pazOut, int *pn,
   return SQLITE_OK;
 }
 
+/* The vintage a census layer is loaded at when nothing names it: the one
+** it holds, else the year setting. */
+static int layerYear(TractsConn *pConn, const char *zLayer){
+  sqlite3_stmt *pStmt = 0;
+  int year = 0;
+  if( hasTable(pConn->db, "tracts_layers")
+   && sqlite3_prepare_v2(pConn->db, "SELECT year FROM main.tracts_layers "
+                         "WHERE layer=?1", -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, zLayer, -1, SQLITE_STATIC);
+    if( sqlite3_step(pStmt)==SQLITE_ROW ) year = sqlite3_column_int(pStmt, 0);
+  }
+  sqlite3_finalize(pStmt);
+  return year ? year : (int)trConfigInt(pConn, TR_SET_YEAR);
+}
+
+TrLayer *trLayerResolve(TractsConn *pConn, const char *zFunc,
+                        const char *zLayer, const char *zPath, int bDir,
+                        const char *zKey, int srid, char **pzErr){
+  char zBase[64], zTable[72];
+  int yearName = 0, e;
+  char *zMsg = 0;
+  TrLayer *pLayer = 0;
+  e = trLayerName(zLayer, zBase, &yearName, &zMsg);
+  if( e<0 ){
+    *pzErr = sqlite3_mprintf("%s: %s", zFunc, zMsg);
+    sqlite3_free(zMsg);
+    return 0;
+  }
+  if( e==1 ){
+    /* a census layer: the line of its vintage (ZCTA files changed) */
+    int year = yearName;
+    const TrKind *k;
+    if( year==0 && zPath && !bDir ){
+      const char *zB = strrchr(zPath, '/');
+      int y = 0;
+      zB = zB ? zB+1 : zPath;
+      if( sscanf(zB, "cb_%4d_", &y)==1 ) year = y;
+    }
+    if( yearName ){
+      snprintf(zTable, sizeof(zTable), "%s_%d", zBase, yearName);
+    }else{
+      snprintf(zTable, sizeof(zTable), "%s", zBase);
+    }
+    if( year==0 ) year = layerYear(pConn, zTable);
+    k = trKindFind(zBase, year);
+    if( zKey && sqlite3_stricmp(zKey, k->zKey)!=0 ){
+      *pzErr = sqlite3_mprintf("%s: the census layer %s is keyed by %s, not "
+          "%s (a layer of your own name takes any key column)", zFunc,
+          zTable, k->zKey, zKey);
+      return 0;
+    }
+    pLayer = trLayerCensus(k, zTable, yearName, srid);
+  }else{
+    /* a user layer: its fields are those of the file */
+    TrLayer probe;
+    TrSource *pSrc = 0;
+    TrField *aField;
+    char zErr[TR_ERR_SIZE];
+    int nField = 0;
+    if( bDir || zPath==0 ){
+      *pzErr = sqlite3_mprintf("%s: a layer of your own (%s) loads from one "
+          "shapefile or zip, not a directory", zFunc, zBase);
+      return 0;
+    }
+    memset(&probe, 0, sizeof(probe));
+    probe.zName = probe.zTable = zBase;
+    probe.srid = srid;
+    if( trSourceOpen(&pSrc, &probe, zPath, zErr) ){
+      *pzErr = sqlite3_mprintf("%s: %s: %s", zFunc, zPath, zErr);
+      return 0;
+    }
+    aField = trSourceFields(pSrc, &nField);
+    trSourceClose(pSrc);
+    if( aField==0 ) return 0;
+    pLayer = trLayerUser(zBase, aField, nField, zKey, srid, &zMsg);
+    free(aField);
+    if( pLayer==0 && zMsg ){
+      *pzErr = sqlite3_mprintf("%s: %s: %s", zFunc, zPath, zMsg);
+      sqlite3_free(zMsg);
+      return 0;
+    }
+  }
+  if( pLayer==0 ) *pzErr = sqlite3_mprintf("%s: out of memory", zFunc);
+  return pLayer;
+}
+
 static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
                       const char *idxStr, int argc, sqlite3_value **argv){
   LoadCursor *c = (LoadCursor*)cur;
   LoadVtab *pTab = (LoadVtab*)cur->pVtab;
-  const char *zPath;
+  const char *zFunc = pTab->bBoundaries ? "load_boundaries" : "load_tracts";
+  const char *zPath, *zLayer = "tracts", *zKey = 0;
+  TrLayer *pLayer = 0;
   struct stat st;
-  int rc = SQLITE_OK;
+  int rc = SQLITE_OK, srid = 0, iArg = 0, bDir;
   (void)idxStr;
   loadRowsFree(c);
   sqlite3_free(pTab->base.zErrMsg);
   pTab->base.zErrMsg = 0;
-  if( idxNum!=1 || argc<1 ){
+  if( pTab->bBoundaries ){
+    if( (idxNum & 3)!=3 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("load_boundaries: needs a layer "
+                                           "and a path");
+      return SQLITE_ERROR;
+    }
+    zLayer = (const char*)sqlite3_value_text(argv[iArg++]);
+    if( zLayer==0 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("load_boundaries: the layer is NULL");
+      return SQLITE_ERROR;
+    }
+  }else if( idxNum!=1 || argc<1 ){
     pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: needs a path argument");
     return SQLITE_ERROR;
   }
-  zPath = (const char*)sqlite3_value_text(argv[0]);
+  zPath = (const char*)sqlite3_value_text(argv[iArg++]);
+  if( idxNum & 4 ) zKey = (const char*)sqlite3_value_text(argv[iArg++]);
+  if( idxNum & 8 ){
+    sqlite3_value *v = argv[iArg++];
+    if( sqlite3_value_type(v)!=SQLITE_NULL ){
+      if( sqlite3_value_numeric_type(v)!=SQLITE_INTEGER
+       || sqlite3_value_int64(v)<=0 || sqlite3_value_int64(v)>999999 ){
+        pTab->base.zErrMsg = sqlite3_mprintf("load_boundaries: the srid must "
+            "be an EPSG code such as 4269 or 26918");
+        return SQLITE_ERROR;
+      }
+      srid = sqlite3_value_int(v);
+    }
+  }
   if( zPath==0 || zPath[0]==0 ){
-    pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: the path is %s",
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: the path is %s", zFunc,
                                          zPath ? "empty" : "NULL");
     return SQLITE_ERROR;
   }
   if( stat(zPath, &st) ){
-    pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: cannot open '%s': %s",
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: cannot open '%s': %s", zFunc,
                                          zPath, strerror(errno));
     return SQLITE_ERROR;
   }
-  if( S_ISDIR(st.st_mode) ){
+  bDir = S_ISDIR(st.st_mode);
+  pLayer = trLayerResolve(pTab->pConn, zFunc, zLayer, zPath, bDir, zKey, srid,
+                          &pTab->base.zErrMsg);
+  if( pLayer==0 ) return pTab->base.zErrMsg ? SQLITE_ERROR : SQLITE_NOMEM;
+  c->zLayer = sqlite3_mprintf("%s", pLayer->zName);
+  if( bDir ){
     char **az = 0;
     int n = 0, i;
-    rc = listDir(pTab, zPath, &az, &n, &pTab->base.zErrMsg);
-    if( rc ) return rc;
+    rc = listDir(pLayer, zFunc, zPath, &az, &n, &pTab->base.zErrMsg);
+    if( rc ){ trLayerFree(pLayer); return rc; }
     if( n==0 ){
       sqlite3_free(az);
-      pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: no census %s zips "
-          "(cb_YYYY_SS_%s_500k.zip) in '%s'", pTab->pLayer->zFileTag,
-          pTab->pLayer->zFileTag, zPath);
+      pTab->base.zErrMsg = sqlite3_mprintf("%s: no census %s zips "
+          "(cb_YYYY_SS_%s_500k.zip) in '%s'", zFunc, pLayer->zFileTag,
+          pLayer->zFileTag, zPath);
+      trLayerFree(pLayer);
       return SQLITE_ERROR;
     }
     c->aRow = sqlite3_malloc64(sizeof(TrLoadRow)*(sqlite3_uint64)n);
@@ -957,28 +1242,30 @@ static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
     }else{
       memset(c->aRow, 0, sizeof(TrLoadRow)*(size_t)n);
       c->nRow = n;
-      rc = loadFiles(pTab, az, n, c->aRow, 0);
+      rc = loadFiles(pTab->pConn, pLayer, zFunc, az, n, c->aRow, 0);
       trLookupWatch(pTab->pConn);
       if( rc==SQLITE_INTERRUPT ){
-        pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: interrupted");
+        pTab->base.zErrMsg = sqlite3_mprintf("%s: interrupted", zFunc);
       }
     }
     for(i=0; i<n; i++) sqlite3_free(az[i]);
     sqlite3_free(az);
+    trLayerFree(pLayer);
     return rc;
   }
   c->aRow = sqlite3_malloc(sizeof(TrLoadRow));
-  if( c->aRow==0 ) return SQLITE_NOMEM;
+  if( c->aRow==0 ){ trLayerFree(pLayer); return SQLITE_NOMEM; }
   memset(c->aRow, 0, sizeof(TrLoadRow));
   c->nRow = 1;
   {
     char *azOne[1];
     azOne[0] = (char*)zPath;
-    rc = loadFiles(pTab, azOne, 1, c->aRow, 1);
+    rc = loadFiles(pTab->pConn, pLayer, zFunc, azOne, 1, c->aRow, 1);
   }
+  trLayerFree(pLayer);
   trLookupWatch(pTab->pConn);
   if( rc==SQLITE_INTERRUPT ){
-    pTab->base.zErrMsg = sqlite3_mprintf("load_tracts: interrupted");
+    pTab->base.zErrMsg = sqlite3_mprintf("%s: interrupted", zFunc);
   }else if( rc ){
     pTab->base.zErrMsg = c->aRow[0].zError;
     c->aRow[0].zError = 0;
@@ -1011,6 +1298,11 @@ static int loadColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
     case LOAD_ERROR:
       if( r->zError ) sqlite3_result_text(ctx, r->zError, -1, SQLITE_TRANSIENT);
       break;
+    case LOAD_ARG0:       /* load_boundaries' layer */
+      if( ((LoadVtab*)cur->pVtab)->bBoundaries && c->zLayer ){
+        sqlite3_result_text(ctx, c->zLayer, -1, SQLITE_TRANSIENT);
+      }
+      break;
   }
   return SQLITE_OK;
 }
@@ -1022,8 +1314,7 @@ static int loadRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 
 /* The path argument must be given as an equality constraint. */
 static int loadBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p){
-  (void)pVtab;
-  return trArgsBestIndex(p, LOAD_PATH, 1);
+  return trArgsBestIndex(p, LOAD_ARG0, ((LoadVtab*)pVtab)->bBoundaries ? 4 : 1);
 }
 
 /* load_tracts: an eponymous-only table-valued function. */
@@ -1047,6 +1338,15 @@ static sqlite3_module loadModule = {
   0                  /* xShadowName */
 };
 
+/* load_boundaries: the same with the layer, key column and SRID. */
+static sqlite3_module boundariesModule = {
+  0, 0, boundariesConnect, loadBestIndex, trVtabFree, 0, loadOpen, loadClose,
+  loadFilter, loadNext, loadEof, loadColumn, loadRowid,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
 int trLayerRegister(sqlite3 *db, TractsConn *pConn){
-  return trModule(db, pConn, "load_tracts", &loadModule);
+  int rc = trModule(db, pConn, "load_tracts", &loadModule);
+  if( rc ) return rc;
+  return trModule(db, pConn, "load_boundaries", &boundariesModule);
 }

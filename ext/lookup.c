@@ -1,10 +1,16 @@
 /*
-** lookup.c - tract_of(lon, lat) and the per-connection index cache.
+** lookup.c - tract_of(lon, lat), boundary_of(layer, lon, lat) and the
+** per-connection index caches (one per layer).
 **
 ** Usage
 **
 **     SELECT tract_of(-71.4128, 41.8240);            -- '44007000700'
 **     SELECT id, tract_of(lon, lat) FROM points;
+**     SELECT boundary_of('counties', -71.4128, 41.8240);   -- '44007'
+**
+**   boundary_of answers from any loaded layer (registry.c) with its key
+**   column, by the same rules; tract_of(lon, lat) is boundary_of('tracts',
+**   lon, lat). Below, "the tracts table" stands for the layer's table.
 **
 **   Returns the GEOID of the tract covering the point, or NULL when no
 **   loaded tract covers it (with tracts_config('nearest_m', M) > 0: the
@@ -52,11 +58,16 @@
 */
 #include "tracts_sql.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct TrLookup {
+  TrLookup *pNext;          /* the connection's next layer */
+  char zLayer[64];          /* the layer (its table) */
+  char zKey[64];            /* its key column */
   PipIndex *pIdx;           /* the index, NULL until built */
   char *zKeys;              /* keys of the polygons, NUL-terminated */
   uint32_t *aKeyOff;        /* offset of polygon i's key in zKeys */
@@ -79,9 +90,12 @@ static void lookupClear(TrLookup *p){
 }
 
 void trLookupFree(TrLookup *p){
-  if( p==0 ) return;
-  lookupClear(p);
-  sqlite3_free(p);
+  while( p ){
+    TrLookup *pNext = p->pNext;
+    lookupClear(p);
+    sqlite3_free(p);
+    p = pNext;
+  }
 }
 
 int trInterrupted(sqlite3 *db){
@@ -96,16 +110,22 @@ int trInterrupted(sqlite3 *db){
   return rc==SQLITE_INTERRUPT;
 }
 
-/* Generation of the tracts layer, or -1 if there is no such table. */
-static sqlite3_int64 layerGeneration(sqlite3 *db){
+/* Generation of layer p, or -1 if there is no such layer (table). Its
+** key column into p->zKey (GEOID in databases from before user layers). */
+static sqlite3_int64 layerGeneration(sqlite3 *db, TrLookup *p){
   sqlite3_stmt *pStmt = 0;
   sqlite3_int64 g = -1;
-  if( sqlite3_prepare_v2(db, "SELECT generation FROM main.tracts_layers "
-                         "WHERE layer='tracts' AND EXISTS(SELECT 1 FROM "
+  if( sqlite3_prepare_v2(db, "SELECT generation, * FROM main.tracts_layers "
+                         "WHERE layer=?1 AND EXISTS(SELECT 1 FROM "
                          "main.sqlite_schema WHERE type='table' AND "
-                         "name='tracts')", -1, &pStmt, 0)==SQLITE_OK
-   && sqlite3_step(pStmt)==SQLITE_ROW ){
-    g = sqlite3_column_int64(pStmt, 0);
+                         "name=?1)", -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, p->zLayer, -1, SQLITE_STATIC);
+    if( sqlite3_step(pStmt)==SQLITE_ROW ){
+      const char *zKey = sqlite3_column_count(pStmt)>=6
+                       ? (const char*)sqlite3_column_text(pStmt, 5) : 0;
+      g = sqlite3_column_int64(pStmt, 0);
+      snprintf(p->zKey, sizeof(p->zKey), "%s", zKey ? zKey : "GEOID");
+    }
   }
   sqlite3_finalize(pStmt);
   return g;
@@ -127,11 +147,15 @@ static void lookupWatch(TractsConn *pConn, TrLookup *p){
   int nHave = 0, bTable = 0, i;
   static const char *azEvent[3] = { "INSERT", "UPDATE", "DELETE" };
   if( sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM temp.sqlite_schema "
-        "WHERE type='trigger' AND name LIKE 'tracts_touch__'), EXISTS(SELECT 1 "
-        "FROM main.sqlite_schema WHERE type='table' AND name='tracts')", -1,
-        &pStmt, 0)==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-    nHave = sqlite3_column_int(pStmt, 0);
-    bTable = sqlite3_column_int(pStmt, 1);
+        "WHERE type='trigger' AND name IN ('tracts_touch_'||?1||'_i', "
+        "'tracts_touch_'||?1||'_u', 'tracts_touch_'||?1||'_d')), "
+        "EXISTS(SELECT 1 FROM main.sqlite_schema WHERE type='table' AND "
+        "name=?1)", -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, p->zLayer, -1, SQLITE_STATIC);
+    if( sqlite3_step(pStmt)==SQLITE_ROW ){
+      nHave = sqlite3_column_int(pStmt, 0);
+      bTable = sqlite3_column_int(pStmt, 1);
+    }
   }
   sqlite3_finalize(pStmt);
   p->bTriggers = nHave==3;
@@ -140,9 +164,9 @@ static void lookupWatch(TractsConn *pConn, TrLookup *p){
    || sqlite3_txn_state(db, "temp")==SQLITE_TXN_WRITE ) return;
   for(i=0; i<3; i++){
     char *zSql = sqlite3_mprintf(
-      "CREATE TEMP TRIGGER IF NOT EXISTS tracts_touch_%c AFTER %s ON "
-      "main.tracts BEGIN SELECT tracts_touch(); END", azEvent[i][0]+32,
-      azEvent[i]);
+      "CREATE TEMP TRIGGER IF NOT EXISTS \"tracts_touch_%w_%c\" AFTER %s ON "
+      "main.\"%w\" BEGIN SELECT tracts_touch(%Q); END", p->zLayer,
+      azEvent[i][0]+32, azEvent[i], p->zLayer, p->zLayer);
     int rc = zSql ? sqlite3_exec(db, zSql, 0, 0, 0) : SQLITE_NOMEM;
     sqlite3_free(zSql);
     if( rc ) return;
@@ -150,20 +174,29 @@ static void lookupWatch(TractsConn *pConn, TrLookup *p){
   p->bTriggers = 1;
 }
 
-static TrLookup *lookupGet(TractsConn *pConn){
-  TrLookup *p = pConn->pLookup;
-  if( p==0 ){
-    p = pConn->pLookup = sqlite3_malloc(sizeof(TrLookup));
-    if( p==0 ) return 0;
-    memset(p, 0, sizeof(*p));
-    p->bStale = 1;
+/* The connection's lookup of layer zLayer (made if new). */
+static TrLookup *lookupGet(TractsConn *pConn, const char *zLayer){
+  TrLookup *p;
+  size_t n = strlen(zLayer), i;
+  for(p=pConn->pLookup; p; p=p->pNext){
+    if( sqlite3_stricmp(p->zLayer, zLayer)==0 ) return p;
   }
+  if( n>=sizeof(p->zLayer) ) return 0;
+  p = sqlite3_malloc(sizeof(TrLookup));
+  if( p==0 ) return 0;
+  memset(p, 0, sizeof(*p));
+  for(i=0; i<=n; i++) p->zLayer[i] = (char)tolower((unsigned char)zLayer[i]);
+  snprintf(p->zKey, sizeof(p->zKey), "GEOID");
+  p->bStale = 1;
+  p->pNext = pConn->pLookup;
+  pConn->pLookup = p;
   return p;
 }
 
 void trLookupWatch(TractsConn *pConn){
-  TrLookup *p = lookupGet(pConn);
-  if( p ) lookupWatch(pConn, p);
+  TrLookup *p;
+  if( pConn->pLookup==0 ) lookupGet(pConn, "tracts");
+  for(p=pConn->pLookup; p; p=p->pNext) lookupWatch(pConn, p);
 }
 
 /* Feed a blob's rings to the builder. */
@@ -217,8 +250,8 @@ static const char *const azIdxPart[6] = {
 
 /* Read part zPart at generation iGen into a new buffer of exactly nByte
 ** bytes. 0 on success. */
-static int idxReadPart(sqlite3 *db, const char *zPart, sqlite3_int64 iGen,
-                       size_t nByte, void **pp){
+static int idxReadPart(sqlite3 *db, const char *zLayer, const char *zPart,
+                       sqlite3_int64 iGen, size_t nByte, void **pp){
   sqlite3_stmt *pStmt = 0;
   sqlite3_blob *pBlob = 0;
   sqlite3_int64 iRow = -1;
@@ -227,10 +260,11 @@ static int idxReadPart(sqlite3 *db, const char *zPart, sqlite3_int64 iGen,
   int rc = 1;
   *pp = 0;
   if( sqlite3_prepare_v2(db, "SELECT rowid, length(data) FROM main.tracts_index"
-        " WHERE layer='tracts' AND part=?1 AND generation=?2", -1, &pStmt,
+        " WHERE layer=?3 AND part=?1 AND generation=?2", -1, &pStmt,
         0)==SQLITE_OK ){
     sqlite3_bind_text(pStmt, 1, zPart, -1, SQLITE_STATIC);
     sqlite3_bind_int64(pStmt, 2, iGen);
+    sqlite3_bind_text(pStmt, 3, zLayer, -1, SQLITE_STATIC);
     if( sqlite3_step(pStmt)==SQLITE_ROW
      && (sqlite3_uint64)sqlite3_column_int64(pStmt, 1)==(sqlite3_uint64)nByte ){
       iRow = sqlite3_column_int64(pStmt, 0);
@@ -268,7 +302,9 @@ static int idxRead(TractsConn *pConn, TrLookup *p){
   PipIndex *pIdx;
   uint32_t i, nPoly;
   int k;
-  if( idxReadPart(db, "header", p->iGen, IDX_NHDR*8, (void**)&h) ) return 1;
+  if( idxReadPart(db, p->zLayer, "header", p->iGen, IDX_NHDR*8, (void**)&h) ){
+    return 1;
+  }
   if( h[0]!=IDX_MAGIC || h[1]!=IDX_ORDER || h[2]!=PIP_NODE_BYTES
    || h[4]>0xffffffffu || h[5]>((sqlite3_uint64)1<<32) || h[6]>(1u<<30)
    || h[7]>(1u<<30) || h[8]>(1u<<30) || h[12]>0xffffffffu || h[12]==0 ){
@@ -280,7 +316,7 @@ static int idxRead(TractsConn *pConn, TrLookup *p){
   an[2] = (size_t)h[5]*8;          an[3] = (size_t)h[6]*PIP_NODE_BYTES;
   an[4] = (size_t)h[7]*4;          an[5] = (size_t)h[8]*4;
   for(k=0; k<6; k++){
-    if( idxReadPart(db, azIdxPart[k], p->iGen, an[k], &ap[k]) ) break;
+    if( idxReadPart(db, p->zLayer, azIdxPart[k], p->iGen, an[k], &ap[k]) ) break;
   }
   if( k==6 ){
     sqlite3_uint64 x = IDX_HASH0;
@@ -369,11 +405,20 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
     if( (sqlite3_uint64)an[k] > (sqlite3_uint64)nMax ) return;
   }
   if( trSavepointBegin(db, "tracts_index_save", &bOuter) ) return;
-  rc = sqlite3_exec(db, "DELETE FROM main.tracts_index WHERE layer='tracts'",
-                    0, 0, 0);
+  rc = sqlite3_prepare_v2(db, "DELETE FROM main.tracts_index WHERE layer=?1",
+                          -1, &pStmt, 0);
+  if( rc==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, p->zLayer, -1, SQLITE_STATIC);
+    rc = sqlite3_step(pStmt)==SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+  }
+  sqlite3_finalize(pStmt);
+  pStmt = 0;
   if( rc==SQLITE_OK ){
     rc = sqlite3_prepare_v2(db, "INSERT INTO main.tracts_index VALUES("
-                            "'tracts', ?1, ?2, ?3)", -1, &pStmt, 0);
+                            "?4, ?1, ?2, ?3)", -1, &pStmt, 0);
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_text(pStmt, 4, p->zLayer, -1, SQLITE_STATIC);
+    }
   }
   for(k=0; rc==SQLITE_OK && k<7; k++){
     sqlite3_bind_text(pStmt, 1, k ? azIdxPart[k-1] : "header", -1,
@@ -391,8 +436,10 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
   }
 }
 
-/* Build the index from the tracts table. */
-static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
+/* Build the index of layer p from its table (or read the saved one).
+** zFunc names the SQL function in errors. */
+static int lookupBuild(TractsConn *pConn, TrLookup *p, const char *zFunc,
+                       char **pzErr){
   sqlite3 *db = pConn->db;
   sqlite3_stmt *pStmt = 0;
   PipBuilder *pB = 0;
@@ -400,10 +447,15 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
   uint32_t nPoly = 0, nOffAlloc = 0;
   int rc;
   lookupClear(p);
-  p->iGen = layerGeneration(db);
+  p->iGen = layerGeneration(db, p);
   p->iDataVersion = dataVersion(db);
   if( p->iGen<0 ){
-    *pzErr = sqlite3_mprintf("tract_of: no tracts loaded (run load_tracts)");
+    if( strcmp(p->zLayer, "tracts")==0 ){
+      *pzErr = sqlite3_mprintf("%s: no tracts loaded (run load_tracts)", zFunc);
+    }else{
+      *pzErr = sqlite3_mprintf("%s: no layer '%s' is loaded (run "
+          "load_boundaries or fetch_boundaries)", zFunc, p->zLayer);
+    }
     return SQLITE_ERROR;
   }
   lookupWatch(pConn, p);
@@ -413,11 +465,15 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
     trMonitorMark(pConn, "index read");
     return SQLITE_OK;
   }
-  rc = sqlite3_prepare_v2(db, "SELECT GEOID, geometry FROM main.tracts "
-                          "ORDER BY GEOID", -1, &pStmt, 0);
+  {
+    char *zSql = sqlite3_mprintf("SELECT \"%w\", geometry FROM main.\"%w\" "
+                                 "ORDER BY 1, rowid", p->zKey, p->zLayer);
+    rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
   if( rc ){
-    *pzErr = sqlite3_mprintf("tract_of: cannot read the tracts table: %s",
-                             sqlite3_errmsg(db));
+    *pzErr = sqlite3_mprintf("%s: cannot read the %s table: %s", zFunc,
+                             p->zLayer, sqlite3_errmsg(db));
     return rc;
   }
   trMonitorMark(pConn, "index build");
@@ -426,13 +482,15 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
   {
     /* size the vertex arrays once: a blob holds 16 bytes a point */
     sqlite3_stmt *pSum = 0;
-    if( sqlite3_prepare_v2(db, "SELECT sum(length(geometry)) FROM main.tracts",
-                           -1, &pSum, 0)==SQLITE_OK
+    char *zSql = sqlite3_mprintf("SELECT sum(length(geometry)) FROM "
+                                 "main.\"%w\"", p->zLayer);
+    if( zSql && sqlite3_prepare_v2(db, zSql, -1, &pSum, 0)==SQLITE_OK
      && sqlite3_step(pSum)==SQLITE_ROW ){
       sqlite3_int64 n = sqlite3_column_int64(pSum, 0)/16;
       if( n>0 && n<((sqlite3_int64)1<<32) ) pipBuilderReserve(pB, (size_t)n);
     }
     sqlite3_finalize(pSum);
+    sqlite3_free(zSql);
   }
   while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
     const unsigned char *zKey = sqlite3_column_text(pStmt, 0);
@@ -447,8 +505,11 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
     feed.iPoly = nPoly;
     rcBlob = trBlobRings(pBlob, nBlob, 0, feedRing, &feed);
     if( rcBlob ){
-      *pzErr = sqlite3_mprintf("tract_of: tract '%s' has a %s geometry",
-                               zKey, rcBlob==1 ? "malformed" : "out-of-range");
+      int bTracts = strcmp(p->zLayer, "tracts")==0;
+      *pzErr = sqlite3_mprintf("%s: %s%s '%s' has a %s geometry", zFunc,
+                               bTracts ? "tract" : p->zLayer,
+                               bTracts ? "" : " feature", zKey,
+                               rcBlob==1 ? "malformed" : "out-of-range");
       rc = SQLITE_ERROR;
       goto fail;
     }
@@ -472,8 +533,8 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, char **pzErr){
     nPoly++;
   }
   if( rc!=SQLITE_DONE ){
-    *pzErr = sqlite3_mprintf("tract_of: cannot read the tracts table: %s",
-                             sqlite3_errmsg(db));
+    *pzErr = sqlite3_mprintf("%s: cannot read the %s table: %s", zFunc,
+                             p->zLayer, sqlite3_errmsg(db));
     goto fail;
   }
   sqlite3_finalize(pStmt);
@@ -492,15 +553,21 @@ fail:
   pipBuilderFree(pB);
   lookupClear(p);
   if( rc==SQLITE_NOMEM && *pzErr==0 ){
-    *pzErr = sqlite3_mprintf("tract_of: out of memory building the index");
+    *pzErr = sqlite3_mprintf("%s: out of memory building the index", zFunc);
   }
   return rc;
 }
 
-const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr){
+TrLookup *trLookupGet(TractsConn *pConn, const char *zLayer,
+                      const char *zFunc, char **pzErr){
   sqlite3 *db = pConn->db;
-  TrLookup *p = lookupGet(pConn);
-  if( p==0 ){ *pzErr = sqlite3_mprintf("tract_of: out of memory"); return 0; }
+  TrLookup *p = lookupGet(pConn, zLayer);
+  if( p==0 ){
+    *pzErr = strlen(zLayer)>=60
+      ? sqlite3_mprintf("%s: no layer '%s' is loaded", zFunc, zLayer)
+      : sqlite3_mprintf("%s: out of memory", zFunc);
+    return 0;
+  }
   if( !p->bStale && p->pIdx ){
     unsigned int v = dataVersion(db);
     /* Trusted without asking when every cheap sign says nothing changed:
@@ -511,24 +578,27 @@ const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr){
     ** changes without firing any trigger, so that too means asking. */
     if( p->bTriggers && !p->bInTxn && v==p->iDataVersion
      && sqlite3_txn_state(db, "main")!=SQLITE_TXN_NONE ){
-      return p->pIdx;
+      return p;
     }
     p->iDataVersion = v;
-    if( layerGeneration(db)==p->iGen ){
+    if( layerGeneration(db, p)==p->iGen ){
       p->bInTxn = !sqlite3_get_autocommit(db);
       if( !p->bTriggers ) lookupWatch(pConn, p);
-      return p->pIdx;
+      return p;
     }
   }
-  if( lookupBuild(pConn, p, pzErr) ) return 0;
+  if( lookupBuild(pConn, p, zFunc, pzErr) ) return 0;
+  return p;
+}
+
+const PipIndex *trLookupPip(const TrLookup *p){
   return p->pIdx;
 }
 
-void trLookupKeys(TractsConn *pConn, TrLookupKeys *p){
-  TrLookup *q = pConn->pLookup;
-  p->zKeys = q ? q->zKeys : 0;
-  p->aOff = q ? q->aKeyOff : 0;
-  p->nPoly = q ? q->nPoly : 0;
+void trLookupKeys(const TrLookup *q, TrLookupKeys *p){
+  p->zKeys = q->zKeys;
+  p->aOff = q->aKeyOff;
+  p->nPoly = q->nPoly;
 }
 
 /* The number in v, or 1 if v is not a usable number. */
@@ -540,41 +610,69 @@ static int argDouble(sqlite3_value *v, double *pr){
   return !isfinite(*pr);
 }
 
-static void tractOfFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+/* The answer for (argv[0], argv[1]) from layer zLayer. */
+static void lookupAnswer(sqlite3_context *ctx, const char *zLayer,
+                         const char *zFunc, sqlite3_value **argv){
   TractsConn *pConn = (TractsConn*)sqlite3_user_data(ctx);
-  const PipIndex *pIdx;
+  TrLookup *p;
   double lon, lat;
   int64_t i;
   char *zErr = 0;
-  (void)argc;
   if( argDouble(argv[0], &lon) || argDouble(argv[1], &lat) ) return;
   if( lon<-180.0 || lon>180.0 || lat<-90.0 || lat>90.0 ) return;
-  pIdx = trLookupIndex(pConn, &zErr);
-  if( pIdx==0 ){
-    sqlite3_result_error(ctx, zErr ? zErr : "tract_of: out of memory", -1);
+  p = trLookupGet(pConn, zLayer, zFunc, &zErr);
+  if( p==0 ){
+    sqlite3_result_error(ctx, zErr ? zErr : "out of memory", -1);
     sqlite3_free(zErr);
     return;
   }
-  i = pipLookup(pIdx, lon, lat, 0);
+  i = pipLookup(p->pIdx, lon, lat, 0);
   if( i<0 ){
     int64_t m = trConfigInt(pConn, TR_SET_NEAREST);
-    if( m>0 ) i = pipNearest(pIdx, lon, lat, (double)m, 0);
+    if( m>0 ) i = pipNearest(p->pIdx, lon, lat, (double)m, 0);
   }
-  if( i>=0 && (uint32_t)i<pConn->pLookup->nPoly ){
-    const char *z = pConn->pLookup->zKeys + pConn->pLookup->aKeyOff[i];
-    sqlite3_result_text(ctx, z, -1, SQLITE_TRANSIENT);
+  if( i>=0 && (uint32_t)i<p->nPoly ){
+    sqlite3_result_text(ctx, p->zKeys + p->aKeyOff[i], -1, SQLITE_TRANSIENT);
   }
 }
 
-/* tracts_touch(): called by TEMP triggers when the tracts table changes. */
+static void tractOfFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+  (void)argc;
+  lookupAnswer(ctx, "tracts", "tract_of", argv);
+}
+
+/* boundary_of(layer, lon, lat) */
+static void boundaryOfFunc(sqlite3_context *ctx, int argc,
+                           sqlite3_value **argv){
+  const char *zLayer = (const char*)sqlite3_value_text(argv[0]);
+  (void)argc;
+  if( zLayer==0 ){
+    sqlite3_result_error(ctx, "boundary_of: the layer is NULL", -1);
+    return;
+  }
+  lookupAnswer(ctx, zLayer, "boundary_of", argv+1);
+}
+
+/* tracts_touch(layer): called by TEMP triggers when a layer's table
+** changes; without an argument every layer. */
 static void touchFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   TractsConn *pConn = (TractsConn*)sqlite3_user_data(ctx);
-  (void)argc; (void)argv;
-  if( pConn->pLookup ) pConn->pLookup->bStale = 1;
+  const char *zLayer = argc ? (const char*)sqlite3_value_text(argv[0]) : 0;
+  TrLookup *p;
+  for(p=pConn->pLookup; p; p=p->pNext){
+    if( zLayer==0 || sqlite3_stricmp(p->zLayer, zLayer)==0 ) p->bStale = 1;
+  }
 }
 
 int trLookupRegister(sqlite3 *db, TractsConn *pConn){
   int rc = trFunction(db, pConn, "tract_of", 2, SQLITE_INNOCUOUS, tractOfFunc);
+  if( rc==SQLITE_OK ){
+    rc = trFunction(db, pConn, "boundary_of", 3, SQLITE_INNOCUOUS,
+                    boundaryOfFunc);
+  }
+  if( rc==SQLITE_OK ){
+    rc = trFunction(db, pConn, "tracts_touch", 0, SQLITE_INNOCUOUS, touchFunc);
+  }
   if( rc ) return rc;
-  return trFunction(db, pConn, "tracts_touch", 0, SQLITE_INNOCUOUS, touchFunc);
+  return trFunction(db, pConn, "tracts_touch", 1, SQLITE_INNOCUOUS, touchFunc);
 }

@@ -150,6 +150,17 @@ int trArgsBestIndex(sqlite3_index_info *p, int iFirst, int nArg){
   return SQLITE_OK;
 }
 
+int trSqlExists(sqlite3 *db, const char *zSql, const char *zArg){
+  sqlite3_stmt *pStmt = 0;
+  int b = 0;
+  if( sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, zArg, -1, SQLITE_STATIC);
+    b = sqlite3_step(pStmt)==SQLITE_ROW;
+  }
+  sqlite3_finalize(pStmt);
+  return b;
+}
+
 /* tracts_version(): the extension's version string. */
 static void versionFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   (void)argc; (void)argv;
@@ -165,9 +176,9 @@ static void debugFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   zIdx[0] = 0;
   if( pConn->pLookup ){
     char *zErr = 0;
-    const PipIndex *pIdx = trLookupIndex(pConn, &zErr);
+    TrLookup *p = trLookupGet(pConn, "tracts", "tracts_debug", &zErr);
     sqlite3_free(zErr);
-    pipStats(pIdx, zIdx, sizeof(zIdx));
+    pipStats(p ? trLookupPip(p) : 0, zIdx, sizeof(zIdx));
   }else{
     snprintf(zIdx, sizeof(zIdx), "not built");
   }
@@ -200,6 +211,7 @@ TRACTS_API int sqlite3_tracts_init(sqlite3 *db, char **pzErrMsg,
   }
   if( rc==SQLITE_OK ) rc = trConfigRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trLayerRegister(db, pConn);
+  if( rc==SQLITE_OK ) rc = trRegistryRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trLookupRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trAssignRegister(db, pConn);
   if( rc==SQLITE_OK ) rc = trMonitorRegister(db, pConn);

@@ -45,6 +45,7 @@
 #include <pthread.h>
 #include <iconv.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +301,14 @@ static int isUtf8(const unsigned char *z, size_t n){
 /* Copy DBF text, trimming spaces; NULL for empty. One malloc for all. */
 /* ---- the coordinate system ------------------------------------------- */
 
+/* A PROJ context that keeps quiet (PROJ logs to stderr by default; its
+** reasons reach the caller through the error list instead). */
+static PJ_CONTEXT *projContext(void){
+  PJ_CONTEXT *ctx = proj_context_create();
+  if( ctx ) proj_log_level(ctx, PJ_LOG_NONE);
+  return ctx;
+}
+
 /* The .prj as a PROJ CRS in ctx; NULL with p->zErr if PROJ cannot read it. */
 static PJ *prjCrs(TrShapes *p, PJ_CONTEXT *ctx, const MemBuf *pPrj){
   PROJ_STRING_LIST azWarn = 0, azErr = 0;
@@ -315,13 +324,48 @@ static PJ *prjCrs(TrShapes *p, PJ_CONTEXT *ctx, const MemBuf *pPrj){
   return crs;
 }
 
-/* The transformation from the .prj's CRS to NAD83 longitude/latitude, in
-** (x = lon, y = lat) order; NULL with p->zErr if there is none. *pbNone
-** is set when none is needed: the file is NAD83 or WGS84 lon/lat already
-** (the two are treated as the same, as everywhere in tracts). */
+/* 1 if PROJ gave every vertex of o a finite value (it marks failures
+** with HUGE_VAL). */
+static int projOk(const SHPObject *o){
+  int k;
+  for(k=0; k<o->nVertices; k++){
+    if( !isfinite(o->padfX[k]) || !isfinite(o->padfY[k]) ) return 0;
+  }
+  return 1;
+}
+
+/* The file's CRS: EPSG:srid when the caller stated one, else the .prj;
+** NULL with p->zErr if neither gives one. */
+static PJ *srcCrs(TrShapes *p, PJ_CONTEXT *ctx, const MemBuf *pPrj, int srid){
+  PJ *crs;
+  if( srid>0 ){
+    char zCode[32];
+    snprintf(zCode, sizeof(zCode), "EPSG:%d", srid);
+    crs = proj_create(ctx, zCode);
+    if( crs==0 || !proj_is_crs(crs) ){
+      if( crs ) proj_destroy(crs);
+      setErr(p, "SRID %d is not a coordinate system PROJ knows", srid);
+      return 0;
+    }
+    return crs;
+  }
+  if( pPrj->a==0 ){
+    setErr(p, "the shapefile has no .prj, so its coordinate system is "
+           "unknown: state it as an SRID (load_boundaries' fourth "
+           "argument, 4269 for NAD83 longitude/latitude)");
+    return 0;
+  }
+  return prjCrs(p, ctx, pPrj);
+}
+
+/* The transformation from the file's CRS (srcCrs) to NAD83 longitude/
+** latitude, in (x = lon, y = lat) order; NULL with p->zErr if there is
+** none. *pbNone is set when none is needed: the file is NAD83 or WGS84
+** lon/lat already (the two are treated as the same, as everywhere in
+** tracts). */
 static PJ *prjToNad83(TrShapes *p, PJ_CONTEXT *ctx, const MemBuf *pPrj,
-                      int *pbNone){
-  PJ *crs = prjCrs(p, ctx, pPrj), *nad83 = 0, *wgs84 = 0, *t = 0, *tn = 0;
+                      int srid, int *pbNone){
+  PJ *crs = srcCrs(p, ctx, pPrj, srid), *nad83 = 0, *wgs84 = 0, *t = 0, *tn = 0;
   *pbNone = 0;
   if( crs==0 ) return 0;
   nad83 = proj_create(ctx, "EPSG:4269");
@@ -418,8 +462,8 @@ static char *toUtf8(iconv_t cd, const char *s, size_t n, int *pbOom){
 static char **readAttrs(DBFHandle hDbf, iconv_t cd, const int *aiField,
                         int nField, int iRec, int *piBad){
   size_t nTotal = sizeof(char*)*(size_t)nField;
-  const char *az[64];
-  size_t an[64];
+  const char *az[TR_MAX_FIELDS];
+  size_t an[TR_MAX_FIELDS];
   char **azOut, *z;
   int i;
   for(i=0; i<nField; i++){
@@ -469,7 +513,18 @@ static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
   double aMin[4], aMax[4];
 
   *pbProject = 0;
-  if( pSet->prj.a ){
+  if( pSet->prj.a==0 || pLayer->srid>0 ){
+    /* no .prj, or a stated SRID: PROJ decides (or says it is unknown) */
+    PJ_CONTEXT *ctx = projContext();
+    PJ *t;
+    int bNone = 0;
+    if( ctx==0 ) return setErr(p, "out of memory");
+    t = prjToNad83(p, ctx, &pSet->prj, pLayer->srid, &bNone);
+    if( t ) proj_destroy(t);
+    proj_context_destroy(ctx);
+    if( t==0 && !bNone ) return 1;
+    *pbProject = !bNone;
+  }else{
     /* a .prj other than NAD83/WGS84 lon/lat: reprojected while reading.
     ** The last .prj found to be NAD83 is remembered: a directory of
     ** census files asks PROJ once. */
@@ -481,10 +536,10 @@ static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     bNone = zLastNad83[0] && strcmp(zLastNad83, (char*)pSet->prj.a)==0;
     pthread_mutex_unlock(&mu);
     if( !bNone ){
-      PJ_CONTEXT *ctx = proj_context_create();
+      PJ_CONTEXT *ctx = projContext();
       PJ *t;
       if( ctx==0 ) return setErr(p, "out of memory");
-      t = prjToNad83(p, ctx, &pSet->prj, &bNone);
+      t = prjToNad83(p, ctx, &pSet->prj, 0, &bNone);
       if( t ) proj_destroy(t);
       proj_context_destroy(ctx);
       if( t==0 && !bNone ) return 1;
@@ -529,6 +584,10 @@ static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     goto done;
   }
   if( dbfEncoding(p, hDbf, zEnc, nEnc) ) goto done;
+  if( pLayer->nField>TR_MAX_FIELDS ){
+    setErr(p, "more than %d fields", TR_MAX_FIELDS);
+    goto done;
+  }
   for(i=0; i<pLayer->nField; i++){
     aiField[i] = DBFGetFieldIndex(hDbf, pLayer->aField[i].zName);
     if( aiField[i]<0 ){
@@ -573,8 +632,8 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
   if( bProject ){
     /* PROJ objects are per thread: each range makes its own */
     int bNone = 0;
-    ctx = proj_context_create();
-    pj = ctx ? prjToNad83(p, ctx, &pSet->prj, &bNone) : 0;
+    ctx = projContext();
+    pj = ctx ? prjToNad83(p, ctx, &pSet->prj, pLayer->srid, &bNone) : 0;
     if( pj==0 ){
       if( ctx==0 ) setErr(p, "out of memory");
       goto done;
@@ -618,7 +677,7 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
                                       (size_t)o->nVertices, o->padfY,
                                       sizeof(double), (size_t)o->nVertices,
                                       0, 0, 0, 0, 0, 0);
-      if( nOk!=(size_t)o->nVertices ){
+      if( nOk!=(size_t)o->nVertices || !projOk(o) ){
         setErr(p, "record %d: cannot reproject a vertex to NAD83", iRec+1);
         SHPDestroyObject(o);
         goto done;
@@ -897,7 +956,7 @@ struct TrSource {
   const TrLayer *pLayer;  /* the layer read */
   MemSet set;             /* the parts, in memory */
   int nRec;               /* records */
-  int aiField[64];        /* DBF field of each layer field */
+  int aiField[TR_MAX_FIELDS];  /* DBF field of each layer field */
   char zEnc[80];          /* iconv name of the DBF's text encoding, "" UTF-8 */
   int bProject;           /* vertices are reprojected to NAD83 lon/lat */
   char zSha256[65];       /* of the file */
@@ -954,6 +1013,43 @@ int trSourceOpenZipMem(TrSource **pp, const TrLayer *pLayer,
 
 int trSourceCount(const TrSource *s){ return s->nRec; }
 const char *trSourceSha256(const TrSource *s){ return s->zSha256; }
+
+TrField *trSourceFields(const TrSource *s, int *pnField){
+  SAHooks hooks;
+  char zName[64];
+  DBFHandle hDbf;
+  TrField *a = 0;
+  int n, i;
+  size_t nByte;
+  *pnField = 0;
+  memHooks(&hooks);
+  snprintf(zName, sizeof(zName), "trmem/%p", (void*)&s->set);
+  hDbf = DBFOpenLL(zName, "rb", &hooks);
+  if( hDbf==0 ) return 0;
+  n = DBFGetFieldCount(hDbf);
+  if( n<0 ) n = 0;
+  nByte = sizeof(TrField)*(size_t)(n ? n : 1) + (size_t)n*12;
+  a = malloc(nByte);
+  if( a ){
+    char *z = (char*)&a[n ? n : 1];
+    for(i=0; i<n; i++){
+      int nWidth = 0, nDec = 0;
+      char zF[XBASE_FLDNAME_LEN_READ+1];
+      char c;
+      zF[0] = 0;
+      DBFGetFieldInfo(hDbf, i, zF, &nWidth, &nDec);
+      zF[11] = 0;
+      c = DBFGetNativeFieldType(hDbf, i);
+      memcpy(z, zF, strlen(zF)+1);
+      a[i].zName = z;
+      z += 12;
+      a[i].bInteger = (c=='N' || c=='F') ? (nDec==0 ? 1 : 2) : 0;
+    }
+    *pnField = n;
+  }
+  DBFClose(hDbf);
+  return a;
+}
 
 int trSourceRead(TrSource *s, int iFirst, int n, int bRepair, TrShapes *p){
   memset(p, 0, sizeof(*p));

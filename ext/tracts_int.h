@@ -9,13 +9,17 @@
 **              conversion, validity check and repair
 **   shpzip.c   reading census zips and shapefiles in memory (libzip,
 **              shapelib) into records; no SQLite in this file
-**   layer.c    boundary layers (tracts first): schema, file naming, and
-**              load_tracts(), which writes them into the database
+**   registry.c boundary layers: census layers (census_layers.h), layer
+**              names and vintages, census_layers()
+**   layer.c    load_tracts() and load_boundaries(): schema, provenance,
+**              writing files into the database
 **   pip.c      the point-in-polygon index; no SQLite in this file
-**   lookup.c   tract_of() and the per-connection index cache
+**   lookup.c   tract_of(), boundary_of() and the per-layer index caches
 **   assign.c   tracts_assign(): the join on forked helpers
 **   monitor.c  the resource monitor: sampling thread, monitor_* functions
 **              and tables, cairo charts
+**   fetch.c    fetch_tracts() and fetch_boundaries(): downloads on a libcurl
+**              thread, the verified cache, tracts_cache
 **
 ** geom.c, shpzip.c and pip.c use malloc/free and never call SQLite, so
 ** the C unit tests and fuzz harnesses link them without SQLite.
@@ -103,21 +107,38 @@ GEOSContextHandle_t trGeosInit(TrGeosErr *pErr);
 typedef struct TrField TrField;
 struct TrField {
   const char *zName;   /* DBF field name = column name */
-  int bInteger;        /* column type: 1 INTEGER, 0 TEXT */
+  int bInteger;        /* column type: 1 INTEGER, 2 REAL, 0 TEXT */
 };
 
-/* A boundary layer: the Census file naming, the table and its key. */
+/* A Census layer: one line of census_layers.h. */
+typedef struct TrKind TrKind;
+struct TrKind {
+  const char *zName;        /* layer name and table, "tracts" */
+  const char *zTag;         /* file tag, "tract" */
+  int bNational;            /* one national file ("us") */
+  int yearFirst, yearLast;  /* vintages of this line (yearLast 0: open) */
+  const char *zRes;         /* resolutions, "500k,5m,20m" */
+  const char *zKey;         /* key column */
+  const char *zGroup;       /* column a file replaces rows by, or NULL */
+  const char *zFields;      /* "STATEFP ... ALAND:i AWATER:i" */
+};
+
+/* A boundary layer as loaded: its table, key, fields and file naming. */
 typedef struct TrLayer TrLayer;
 struct TrLayer {
   const char *zName;        /* layer name, e.g. "tracts" */
-  const char *zFileTag;     /* the part of cb_YYYY_SS_<tag>_500k, "tract" */
-  const char *zTable;       /* table holding the polygons */
+  const char *zFileTag;     /* the part of cb_YYYY_SS_<tag>_500k, "tract";
+                            ** NULL for a user layer */
+  const char *zTable;       /* table holding the polygons (= zName) */
   const char *zKey;         /* key column, e.g. "GEOID" */
-  const char *zGroup;       /* column a file replaces rows by: "STATEFP" */
+  const char *zGroup;       /* column a file replaces rows by: "STATEFP";
+                            ** NULL: a file replaces the whole layer */
   int nField;               /* number of attribute fields */
-  const TrField *aField;    /* attribute fields; aField[0] is zGroup */
+  const TrField *aField;    /* attribute fields */
+  int year;                 /* the one vintage it holds ("tracts_2010"), 0 */
+  int srid;                 /* CRS the caller stated (EPSG), 0: the .prj */
+  const TrKind *pKind;      /* its census_layers line, NULL: user layer */
 };
-const TrLayer *trLayerFind(const char *zName);
 
 /* ------------------------------------------------------------------ */
 /* Census zips and shapefiles (shpzip.c)                              */
@@ -148,6 +169,7 @@ struct TrShapes {
 /* Limits on what a file may declare, checked before allocating. */
 #define TR_MAX_MEMBER   ((int64_t)2 << 30)   /* 2 GiB per zip member */
 #define TR_MAX_RECORDS  10000000             /* records per shapefile */
+#define TR_MAX_FIELDS   255                  /* attribute fields of a layer */
 
 #define TR_ERR_SIZE 512
 
@@ -164,6 +186,10 @@ int trSourceOpen(TrSource **pp, const TrLayer *pLayer, const char *zPath,
 int trSourceOpenZipMem(TrSource **pp, const TrLayer *pLayer,
                        const void *pZip, size_t nZip, char *zErr);
 int trSourceCount(const TrSource *s);          /* records */
+/* The DBF's fields (names, and 1 INTEGER / 2 REAL / 0 TEXT from the
+** field type) in one malloc'd block (free() it); *pnField entries. NULL
+** on OOM. */
+TrField *trSourceFields(const TrSource *s, int *pnField);
 const char *trSourceSha256(const TrSource *s); /* of the file, hex */
 /* Records [iFirst, iFirst+n) into *p, validated (GEOS where the fast
 ** proof fails; repaired if bRepair) and encoded as blobs. Several threads

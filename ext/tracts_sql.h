@@ -45,7 +45,7 @@ struct TractsConn {
   sqlite3 *db;                        /* the connection */
   int nRef;                           /* registrations holding this */
   char *azSetting[TR_N_SETTING];      /* set values, NULL = default */
-  TrLookup *pLookup;                  /* tract_of's index cache */
+  TrLookup *pLookup;                  /* index caches, one per layer */
   TrMonitor *pMonitor;                /* monitor.c's sampler and samples */
 };
 
@@ -56,6 +56,9 @@ int trFunction(sqlite3 *db, TractsConn *pConn, const char *zName, int nArg,
                int eFlags, void (*xFunc)(sqlite3_context*, int, sqlite3_value**));
 int trModule(sqlite3 *db, TractsConn *pConn, const char *zName,
              const sqlite3_module *pModule);
+
+/* 1 if zSql, with zArg bound to ?1, returns a row (0 on any error). */
+int trSqlExists(sqlite3 *db, const char *zSql, const char *zArg);
 
 /* Monotonic seconds, and a time in them as a timespec for timed waits on
 ** a CLOCK_MONOTONIC condition variable. */
@@ -99,10 +102,40 @@ int64_t trConfigInt(TractsConn *pConn, int iSetting);
 char *trConfigText(TractsConn *pConn, int iSetting);
 void trConfigFree(TractsConn *pConn);
 
+/* registry.c: census layers (census_layers.h) and layer names */
+int trRegistryRegister(sqlite3 *db, TractsConn *pConn);
+const TrKind *trKindFind(const char *zName, int year);
+int trKindCovers(const TrKind *k, int year);   /* 1 if it publishes year */
+const TrKind *trKindByTag(const char *zTag);
+const char *trKindName(int i);   /* i-th distinct census name, or NULL */
+/* Check a layer name: 1 a census layer (its census name in zBase[64],
+** the vintage of a "_YYYY" suffix in *pYear), 0 a user layer (the name,
+** lower case, in zBase), -1 not a layer name (*pzErr). */
+int trLayerName(const char *zLayer, char *zBase, int *pYear, char **pzErr);
+/* Layers as loaded (sqlite3_malloc'd, trLayerFree). trLayerUser copies
+** the fields (dropping unnamed and repeated ones) and finds the key
+** (NULL: GEOID); NULL with *pzErr if there is no such field, or on OOM. */
+TrLayer *trLayerCensus(const TrKind *k, const char *zName, int year, int srid);
+TrLayer *trLayerUser(const char *zName, const TrField *aField, int nField,
+                     const char *zKey, int srid, char **pzErr);
+void trLayerFree(TrLayer *p);
+/* "cb_2019_44_tract_500k.zip" (sqlite3_malloc'd). */
+char *trKindFile(const TrKind *k, int year, const char *zState,
+                 const char *zRes);
+
 /* layer.c */
 int trLayerRegister(sqlite3 *db, TractsConn *pConn);
 /* Create the layer's tables if missing (inside the caller's transaction). */
 int trLayerEnsureSchema(sqlite3 *db, const TrLayer *pLayer, char **pzErr);
+
+/* The layer zLayer (a census or user layer name) as zFunc loads it from
+** zPath (a directory if bDir; NULL for fetches): for a census layer the
+** line of its vintage (from the name, the file name, what it holds, or
+** the year setting), for a user layer the fields of the file and the key
+** column zKey (NULL: GEOID). srid 0: from the .prj. NULL with *pzErr. */
+TrLayer *trLayerResolve(TractsConn *pConn, const char *zFunc,
+                        const char *zLayer, const char *zPath, int bDir,
+                        const char *zKey, int srid, char **pzErr);
 
 /* A load: files are added (from any thread) and written by the thread
 ** that calls trLoadStep, each in one savepoint, while reader threads open
@@ -147,9 +180,13 @@ void trLookupFree(TrLookup *p);
 /* Make the TEMP triggers that watch the tracts table, if it exists and no
 ** write transaction is open (called at load time and after loads). */
 void trLookupWatch(TractsConn *pConn);
-/* Index for the layer, built or rebuilt if the table changed. NULL with
-** *pzErr (sqlite3_malloc'd) on error. */
-const PipIndex *trLookupIndex(TractsConn *pConn, char **pzErr);
+/* The connection's index of layer zLayer, built or rebuilt if its table
+** changed; zFunc names the SQL function in errors. NULL with *pzErr
+** (sqlite3_malloc'd) on error. The object lives as long as the
+** connection; its index until the layer changes and it is asked again. */
+TrLookup *trLookupGet(TractsConn *pConn, const char *zLayer,
+                      const char *zFunc, char **pzErr);
+const PipIndex *trLookupPip(const TrLookup *p);
 
 /* The keys (GEOIDs) of the polygons of the current index: polygon i's
 ** key is zKeys + aOff[i]. Valid until the index is rebuilt. */
@@ -159,7 +196,7 @@ struct TrLookupKeys {
   const uint32_t *aOff;
   uint32_t nPoly;
 };
-void trLookupKeys(TractsConn *pConn, TrLookupKeys *p);
+void trLookupKeys(const TrLookup *p, TrLookupKeys *pKeys);
 
 /* fetch.c */
 int trFetchRegister(sqlite3 *db, TractsConn *pConn);

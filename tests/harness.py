@@ -28,6 +28,15 @@ def connect(path=":memory:"):
     return c
 
 
+def local_only():
+    """Reach the tests' local server directly, whatever proxy the host
+    has set."""
+    for k in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY",
+              "HTTPS_PROXY", "ALL_PROXY"):
+        os.environ.pop(k, None)
+    os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+
 def expect_error(c, sql, params, text):
     try:
         c.execute(sql, params).fetchall()

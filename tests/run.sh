@@ -8,6 +8,10 @@
 #            descendants, marks, charts, threads, bad input
 #   fetch    fetch_tracts and tracts_cache against a fault-injecting
 #            local server (tests/test_fetch.py, tests/census_server.py)
+#   layers   census_layers, load_boundaries, boundary_of, fetch_boundaries,
+#            several layers in one tracts_assign (tests/test_layers.py)
+#   real     real projected and NAD27 shapefiles from Debian packages
+#            against GeoPandas (tests/test_real.py, tests/realdata.sh)
 #   valgrind load/unload cycles in the sqlite3 shell leak nothing
 #
 # With TRACTS_ASAN=1 the extension is an ASan/UBSan build: the hosts run
@@ -68,6 +72,8 @@ pyfile() {
 pyfile python tests/test_tracts.py
 pyfile monitor tests/test_monitor.py
 pyfile fetch tests/test_fetch.py
+pyfile layers tests/test_layers.py
+pyfile real tests/test_real.py
 unset LD_PRELOAD
 
 if [ "${TRACTS_ASAN:-}" != 1 ]; then

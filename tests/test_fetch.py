@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 
-from harness import EXT, ROOT, connect, expect_error, eq, run
+from harness import EXT, ROOT, connect, expect_error, eq, local_only, run
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import census_server  # noqa: E402
@@ -47,11 +47,7 @@ def setup():
     global _server, _port
     if _server:
         return
-    # the local server is reached directly, whatever proxy the host has
-    for k in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY",
-              "HTTPS_PROXY", "ALL_PROXY"):
-        os.environ.pop(k, None)
-    os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+    local_only()
     shutil.rmtree(FX, ignore_errors=True)
     os.makedirs(SHP)
     subprocess.run([os.path.join(BUILD, "gentracts"), "--out", SHP,

@@ -125,16 +125,18 @@ def test_registered_functions_and_modules():
     c = connect()
     funcs = sorted(set(r[0] for r in c.execute(
         "select name from pragma_function_list where name like 'tract%' "
-        "or name like 'load_tract%' or name like 'monitor%'")))
-    eq(funcs, ["monitor_mark", "monitor_plot", "monitor_start", "monitor_stop",
-               "tract_of", "tracts_assign", "tracts_config", "tracts_debug",
-               "tracts_touch", "tracts_version"], "functions")
+        "or name like 'load_tract%' or name like 'monitor%' "
+        "or name like 'boundar%'")))
+    eq(funcs, ["boundary_of", "monitor_mark", "monitor_plot", "monitor_start",
+               "monitor_stop", "tract_of", "tracts_assign", "tracts_config",
+               "tracts_debug", "tracts_touch", "tracts_version"], "functions")
     plain = sqlite3.connect(":memory:")
     mods = sorted(set(r[0] for r in c.execute("select name from pragma_module_list"))
                   - set(r[0] for r in plain.execute("select name from pragma_module_list"))
                   - {"pragma_function_list"})
-    eq(mods, ["fetch_tracts", "load_tracts", "monitor_marks", "monitor_samples",
-              "tracts_cache"], "modules")
+    eq(mods, ["census_layers", "fetch_boundaries", "fetch_tracts",
+              "load_boundaries", "load_tracts", "monitor_marks",
+              "monitor_samples", "tracts_cache"], "modules")
     eq(c.execute("select tracts_version()").fetchone()[0], "0.1.0")
     assert "geos 3." in c.execute("select tracts_debug()").fetchone()[0]
 

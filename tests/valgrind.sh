@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/valgrind.sh EXT - the sqlite3 shell opens several connections in a
-# row, each loading the extension, loading tracts, fetching them from a
-# local server (tests/census_server.py), building the index and closing;
+# row, each loading the extension, loading tracts and other layers,
+# fetching them from a local server (tests/census_server.py), building the
+# indexes, assigning several layers in one pass and closing;
 # valgrind must find no definitely or indirectly lost bytes that come from
 # the extension.
 set -u
@@ -37,6 +38,15 @@ create table pts(id INTEGER PRIMARY KEY, lon, lat);
 insert into pts(lon, lat) values(-71.45, 41.55), (-71.4, 41.6), (NULL, 1), ('x', 2);
 select tracts_assign('pts', 'lon', 'lat', 'out', 1), tracts_assign('pts', 'lon', 'lat', 'out', 2);
 select tracts_assign('nope', 'lon', 'lat', 'out');
+select count(*) from census_layers;
+select features, error from load_boundaries('mine', '$ZIP', 'NAME');
+select features from load_boundaries('tracts_2019', '$ZIP');
+select * from load_boundaries('mine', '$ZIP', 'NOPE');
+select * from load_boundaries('bad name', '$ZIP');
+select boundary_of('mine', -71.45, 41.55), boundary_of('nope', 1, 2);
+select tracts_assign('pts', 'lon', 'lat', 'out3', 2, 'tracts,mine,tracts_2019');
+select state, error is null from fetch_boundaries('tracts_2019', 'RI');
+select * from fetch_boundaries('counties', 'RI');
 SQL
 done
 echo ".open :memory:" >> "$SCRIPT"
