@@ -25,16 +25,16 @@ XCFLAGS := -fPIC -fvisibility=hidden -std=gnu11 -D_GNU_SOURCE $(WARN) \
 XLIBS   := $(shell pkg-config --libs libzip geos shapelib libcrypto cairo libcurl proj 2>/dev/null) \
            -lgeos_c -lpthread -lm
 
-SRC     := ext/main.c ext/config.c ext/geom.c ext/shpzip.c ext/layer.c \
+SRC     := ext/main.c ext/config.c ext/geom.c ext/shpzip.c ext/layer.c ext/registry.c \
            ext/pip.c ext/lookup.c ext/assign.c ext/monitor.c ext/fetch.c
-HDR     := ext/tracts_int.h ext/tracts_sql.h ext/census_states.h include/tracts.h
+HDR     := ext/tracts_int.h ext/tracts_sql.h ext/census_states.h ext/census_layers.h include/tracts.h
 
 DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \
              libshp-dev libgeos-dev libssl-dev libcairo2-dev \
              libcurl4-openssl-dev libproj-dev proj-data
 DEB_TEST  := python3 python3-shapely python3-gdal libsqlite3-mod-spatialite \
-             gdal-bin clang valgrind
-DEB_BENCH := python3-geopandas postgresql-15 postgresql-15-postgis-3 \
+             gdal-bin clang valgrind python3-geopandas
+DEB_BENCH := postgresql-15 postgresql-15-postgis-3 \
              python3-psycopg2
 
 .PHONY: all deps deps-test deps-bench test test-plain asan-test fuzz fuzz-index demo bench install clean tools

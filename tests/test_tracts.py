@@ -12,8 +12,9 @@ The last line is "python: N passed, N failed, N skipped".
 Fixtures are made at run time under build/fixtures by build/gentracts (the
 census-layout generator in tools/), by hand-written WKT, and by corrupting
 good zips byte by byte; the real-data check converts spData's
-boston_tracts.shp (Debian package r-cran-spdata, fetched with apt-get
-download) into the census layout with ogr2ogr, geometry untouched.
+boston_tracts.shp (Debian package r-cran-spdata, fetched by
+tests/realdata.sh with apt-get download) into the census layout with
+ogr2ogr, geometry untouched.
 
 Independent references: shapely (GEOS) on geometries read by GDAL from
 the source files, and SpatiaLite's ST_Covers through mod_spatialite.
@@ -408,22 +409,11 @@ def spdata_boston():
     z = os.path.join(out, "cb_2019_25_tract_500k.zip")
     if os.path.exists(z):
         return z
-    deb_dir = os.path.join(BUILD, "debs")
-    os.makedirs(deb_dir, exist_ok=True)
-    debs = [f for f in os.listdir(deb_dir) if f.startswith("r-cran-spdata")]
-    for attempt in range(2):
-        if debs:
-            break
-        if attempt:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-        r = subprocess.run(["apt-get", "download", "r-cran-spdata"], cwd=deb_dir,
-                           capture_output=True, text=True)
-        debs = [f for f in os.listdir(deb_dir) if f.startswith("r-cran-spdata")]
-        if not debs:
-            raise Skip("apt-get download r-cran-spdata failed: %s" % r.stderr[-200:])
-    x = os.path.join(deb_dir, "spdata")
-    subprocess.run(["dpkg-deb", "-x", os.path.join(deb_dir, debs[0]), x], check=True)
-    src = os.path.join(x, "usr/lib/R/site-library/spData/shapes/boston_tracts.shp")
+    r = subprocess.run(["sh", os.path.join(ROOT, "tests", "realdata.sh")],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise Skip(r.stderr.strip()[-300:])
+    src = os.path.join(BUILD, "realdata", "boston_tracts.shp")
     os.makedirs(out, exist_ok=True)
     shp = os.path.join(out, "cb_2019_25_tract_500k.shp")
     sql = ("SELECT '25' AS STATEFP, '025' AS COUNTYFP, "
