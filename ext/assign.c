@@ -344,39 +344,6 @@ static double colNumber(sqlite3_stmt *pStmt, int i, int bLat){
   return r;
 }
 
-/* Split "schema.table" when schema is an attached database; else the whole
-** string is the table. *pzSchema (NULL if none) and *pzTable are
-** sqlite3_malloc'd. */
-static int splitName(sqlite3 *db, const char *zName, char **pzSchema,
-                     char **pzTable){
-  const char *zDot = strchr(zName, '.');
-  *pzSchema = 0;
-  *pzTable = 0;
-  if( zDot ){
-    sqlite3_stmt *pStmt = 0;
-    int bSchema = 0;
-    if( sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_database_list WHERE "
-                           "name=?1 COLLATE NOCASE", -1, &pStmt, 0)==SQLITE_OK ){
-      sqlite3_bind_text(pStmt, 1, zName, (int)(zDot-zName), SQLITE_STATIC);
-      bSchema = sqlite3_step(pStmt)==SQLITE_ROW;
-    }
-    sqlite3_finalize(pStmt);
-    if( bSchema ){
-      *pzSchema = sqlite3_mprintf("%.*s", (int)(zDot-zName), zName);
-      *pzTable = sqlite3_mprintf("%s", zDot+1);
-      return (*pzSchema && *pzTable) ? SQLITE_OK : SQLITE_NOMEM;
-    }
-  }
-  *pzTable = sqlite3_mprintf("%s", zName);
-  return *pzTable ? SQLITE_OK : SQLITE_NOMEM;
-}
-
-/* "schema"."table" or "table", quoted. */
-static char *quotedName(const char *zSchema, const char *zTable){
-  if( zSchema ) return sqlite3_mprintf("\"%w\".\"%w\"", zSchema, zTable);
-  return sqlite3_mprintf("\"%w\"", zTable);
-}
-
 static const char *howName(int32_t r){
   if( r==RES_INVALID ) return "invalid";
   if( r==RES_OUTSIDE ) return "outside";
@@ -581,8 +548,8 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
       goto done;
     }
   }
-  rc = splitName(db, azArg[0], &zSrcSchema, &zSrcTable);
-  if( rc==SQLITE_OK ) rc = splitName(db, azArg[3], &zDstSchema, &zDstTable);
+  rc = trSplitName(db, azArg[0], &zSrcSchema, &zSrcTable);
+  if( rc==SQLITE_OK ) rc = trSplitName(db, azArg[3], &zDstSchema, &zDstTable);
   if( rc ) goto done;
   if( (zDstSchema==0 || sqlite3_stricmp(zDstSchema, "main")==0)
    && isOwnTable(db, zDstTable) ){
@@ -590,8 +557,8 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
                            "choose another destination", zDstTable);
     goto done;
   }
-  zSrc = quotedName(zSrcSchema, zSrcTable);
-  zDst = quotedName(zDstSchema ? zDstSchema : "main", zDstTable);
+  zSrc = trQuotedName(zSrcSchema, zSrcTable);
+  zDst = trQuotedName(zDstSchema ? zDstSchema : "main", zDstTable);
   if( zSrc==0 || zDst==0 ){ rc = SQLITE_NOMEM; goto done; }
   if( sqlite3_stricmp(zSrcTable, zDstTable)==0
    && sqlite3_stricmp(zSrcSchema ? zSrcSchema : "main",

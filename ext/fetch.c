@@ -1,6 +1,13 @@
 /*
-** fetch.c - fetch_tracts(): parallel, cached, verified downloads of the
-** Census Bureau's tract files, loaded as they arrive; tracts_cache.
+** fetch.c - fetch_tracts(), fetch_boundaries(), fetch_for_points():
+** parallel, cached, verified downloads of the Census Bureau's boundary
+** files, loaded as they arrive; tracts_cache.
+**
+**   fetch_boundaries(layer, states [, year [, resolution [, options]]])
+**   fetches any census layer (registry.c) by its file naming; a national
+**   layer is one file (states '*'). fetch_tracts(states, ...) is
+**   fetch_boundaries('tracts', states, ...). fetch_for_points (below)
+**   fetches only the states a table's points fall in.
 **
 ** Usage
 **
@@ -1775,6 +1782,208 @@ static sqlite3_module fbModule = {
   ftNext, ftEof, ftColumn, ftRowid, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 };
 
+/* ---- fetch_for_points: only the states the points need ----------------
+**
+**     SELECT * FROM fetch_for_points('tracts', 'points', 'lon', 'lat');
+**     SELECT * FROM fetch_for_points('block_groups', 'main.pts', 'x', 'y', 2020);
+**
+** Routes the points with the national states layer of the year (layer
+** states_YYYY, fetched first if it is not loaded), then fetches and loads
+** the layer for those states only: the rows of fetch_boundaries. A
+** national layer is fetched whole. Points in no state are routed by the
+** nearest_m setting like boundary_of. */
+
+#define FP_SCHEMA "CREATE TABLE x(state TEXT, fips TEXT, url TEXT, " \
+  "status INTEGER, bytes INTEGER, from_cache INTEGER, requests INTEGER, " \
+  "seconds REAL, features INTEGER, error TEXT, layer HIDDEN, " \
+  "src HIDDEN, lon_col HIDDEN, lat_col HIDDEN, year HIDDEN)"
+
+static int fpConnect(sqlite3 *db, void *pAux, int argc,
+                     const char *const *argv, sqlite3_vtab **ppVtab,
+                     char **pzErr){
+  (void)argc; (void)argv; (void)pzErr;
+  return trVtabConnect(db, pAux, FP_SCHEMA, sizeof(FtVtab), 1, ppVtab);
+}
+
+static int fpBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p){
+  (void)pVtab;
+  return trArgsBestIndex(p, FT_ARG0, 5);
+}
+
+/* The value of column iCol of pStmt as a new string (NULL if NULL). */
+static char *colDup(sqlite3_stmt *pStmt, int iCol){
+  const unsigned char *z = sqlite3_column_text(pStmt, iCol);
+  return z ? sqlite3_mprintf("%s", z) : 0;
+}
+
+/* Run SELECT ... FROM fetch_boundaries(zLayer, zStates, year) into c. */
+static int fpFetch(sqlite3 *db, FtCursor *c, const char *zLayer,
+                   const char *zStates, int year, char **pzErr){
+  sqlite3_stmt *pStmt = 0;
+  int rc, nAlloc = 0;
+  rc = sqlite3_prepare_v2(db, "SELECT state, fips, url, status, bytes, "
+      "from_cache, requests, seconds, features, error FROM "
+      "fetch_boundaries(?1, ?2, ?3)", -1, &pStmt, 0);
+  if( rc ){
+    *pzErr = sqlite3_mprintf("fetch_for_points: %s", sqlite3_errmsg(db));
+    return rc;
+  }
+  sqlite3_bind_text(pStmt, 1, zLayer, -1, SQLITE_STATIC);
+  sqlite3_bind_text(pStmt, 2, zStates, -1, SQLITE_STATIC);
+  sqlite3_bind_int(pStmt, 3, year);
+  while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
+    FtRow *r;
+    if( c->nRow>=nAlloc ){
+      FtRow *a;
+      nAlloc = nAlloc*2 + 8;
+      a = sqlite3_realloc64(c->aRow, sizeof(FtRow)*(sqlite3_uint64)nAlloc);
+      if( a==0 ){ rc = SQLITE_NOMEM; break; }
+      c->aRow = a;
+    }
+    r = &c->aRow[c->nRow++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->zUsps, sizeof(r->zUsps), "%s",
+             (const char*)sqlite3_column_text(pStmt, 0));
+    snprintf(r->zFips, sizeof(r->zFips), "%s",
+             (const char*)sqlite3_column_text(pStmt, 1));
+    r->zUrl = colDup(pStmt, 2);
+    r->status = sqlite3_column_int(pStmt, 3);
+    r->nBytes = sqlite3_column_type(pStmt, 4)==SQLITE_NULL ? -1
+              : sqlite3_column_int64(pStmt, 4);
+    r->bFromCache = sqlite3_column_int(pStmt, 5);
+    r->nRequest = sqlite3_column_int(pStmt, 6);
+    r->rSeconds = sqlite3_column_double(pStmt, 7);
+    r->nTract = sqlite3_column_int(pStmt, 8);
+    r->zError = colDup(pStmt, 9);
+  }
+  if( rc==SQLITE_DONE ){
+    rc = SQLITE_OK;
+  }else if( rc!=SQLITE_NOMEM ){
+    const char *zMsg = sqlite3_errmsg(db);
+    *pzErr = strncmp(zMsg, "fetch_boundaries: ", 18)==0
+           ? sqlite3_mprintf("fetch_for_points: %s", zMsg+18)
+           : sqlite3_mprintf("fetch_for_points: %s", zMsg);
+  }
+  sqlite3_finalize(pStmt);
+  return rc;
+}
+
+static int fpFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                    int argc, sqlite3_value **argv){
+  FtCursor *c = (FtCursor*)cur;
+  FtVtab *pTab = (FtVtab*)cur->pVtab;
+  TractsConn *pConn = pTab->pConn;
+  sqlite3 *db = pConn->db;
+  const char *azArg[4];
+  char zBase[64], zRoute[32];
+  char *zMsg = 0, *zSchema = 0, *zTable = 0, *zSrc = 0, *zSql = 0;
+  char *zStates = 0;
+  const TrKind *pKind;
+  int year = 0, yearName = 0, i, rc = SQLITE_OK;
+  static const char *azWhat[4] = { "layer", "source table",
+                                   "longitude column", "latitude column" };
+  (void)idxStr; (void)argc;
+  ftRowsFree(c);
+  sqlite3_free(pTab->base.zErrMsg);
+  pTab->base.zErrMsg = 0;
+  for(i=0; i<4; i++){
+    azArg[i] = (idxNum & (1<<i)) ? (const char*)sqlite3_value_text(argv[i]) : 0;
+    if( azArg[i]==0 || azArg[i][0]==0 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_for_points: the %s is %s",
+          azWhat[i], (idxNum & (1<<i)) && azArg[i] ? "empty" : "missing or NULL");
+      return SQLITE_ERROR;
+    }
+  }
+  if( trLayerName(azArg[0], zBase, &yearName, &zMsg)!=1 ){
+    pTab->base.zErrMsg = sqlite3_mprintf("fetch_for_points: %s", zMsg
+        ? zMsg : "only census layers are fetched (census_layers lists them)");
+    sqlite3_free(zMsg);
+    return SQLITE_ERROR;
+  }
+  year = yearName ? yearName : (int)trConfigInt(pConn, TR_SET_YEAR);
+  if( (idxNum & 16) && sqlite3_value_type(argv[4])!=SQLITE_NULL ){
+    if( sqlite3_value_type(argv[4])!=SQLITE_INTEGER
+     || sqlite3_value_int(argv[4])<1990 || sqlite3_value_int(argv[4])>2100 ){
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_for_points: year must be an "
+          "integer from 1990 to 2100");
+      return SQLITE_ERROR;
+    }
+    year = sqlite3_value_int(argv[4]);
+  }
+  pKind = trKindFind(zBase, year);
+  if( pKind->bNational ){
+    return fpFetch(db, c, azArg[0], "*", year, &pTab->base.zErrMsg);
+  }
+  /* the source and its columns (a quoted name that is not a column would
+  ** be read as a string) */
+  rc = trSplitName(db, azArg[1], &zSchema, &zTable);
+  if( rc ) goto done;
+  for(i=2; i<4; i++){
+    char *zQ = zSchema
+      ? sqlite3_mprintf("SELECT 1 FROM pragma_table_xinfo(%Q, %Q) WHERE "
+                        "name=?1 COLLATE NOCASE", zTable, zSchema)
+      : sqlite3_mprintf("SELECT 1 FROM pragma_table_xinfo(%Q) WHERE "
+                        "name=?1 COLLATE NOCASE", zTable);
+    int b = zQ ? trSqlExists(db, zQ, azArg[i]) : 0;
+    sqlite3_free(zQ);
+    if( !b ){
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_for_points: no such column "
+                                           "%s in %s", azArg[i], azArg[1]);
+      rc = SQLITE_ERROR;
+      goto done;
+    }
+  }
+  zSrc = trQuotedName(zSchema, zTable);
+  if( zSrc==0 ){ rc = SQLITE_NOMEM; goto done; }
+  /* the routing layer */
+  snprintf(zRoute, sizeof(zRoute), "states_%d", year);
+  if( !trSqlExists(db, "SELECT 1 FROM main.tracts_layers WHERE layer=?1 AND "
+        "EXISTS(SELECT 1 FROM main.sqlite_schema WHERE name=?1)", zRoute) ){
+    FtCursor tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    rc = fpFetch(db, &tmp, zRoute, "*", year, &pTab->base.zErrMsg);
+    if( rc==SQLITE_OK && (tmp.nRow!=1 || tmp.aRow[0].zError) ){
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_for_points: cannot fetch "
+          "the states layer that routes the points: %s", tmp.nRow
+          ? tmp.aRow[0].zError : "no row");
+      rc = SQLITE_ERROR;
+    }
+    ftRowsFree(&tmp);
+    if( rc ) goto done;
+  }
+  zSql = sqlite3_mprintf("SELECT group_concat(DISTINCT boundary_of(%Q, "
+      "\"%w\", \"%w\")) FROM %s", zRoute, azArg[2], azArg[3], zSrc);
+  if( zSql==0 ){ rc = SQLITE_NOMEM; goto done; }
+  {
+    sqlite3_stmt *pStmt = 0;
+    rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+    if( rc==SQLITE_OK ){
+      if( sqlite3_step(pStmt)==SQLITE_ROW ){
+        zStates = colDup(pStmt, 0);
+      }
+      rc = sqlite3_finalize(pStmt);
+    }
+    if( rc ){
+      pTab->base.zErrMsg = sqlite3_mprintf("fetch_for_points: %s",
+                                           sqlite3_errmsg(db));
+      goto done;
+    }
+  }
+  if( zStates ) rc = fpFetch(db, c, azArg[0], zStates, year, &pTab->base.zErrMsg);
+done:
+  sqlite3_free(zStates);
+  sqlite3_free(zSql);
+  sqlite3_free(zSrc);
+  sqlite3_free(zSchema);
+  sqlite3_free(zTable);
+  return rc;
+}
+
+static sqlite3_module fpModule = {
+  0, 0, fpConnect, fpBestIndex, trVtabFree, 0, ftOpen, ftClose, fpFilter,
+  ftNext, ftEof, ftColumn, ftRowid, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+};
+
 /* ---- tracts_cache: the cache, listed and pruned ------------------------ */
 
 #define TC_URL      0
@@ -2001,6 +2210,7 @@ static sqlite3_module tcModule = {
 int trFetchRegister(sqlite3 *db, TractsConn *pConn){
   int rc = trModule(db, pConn, "fetch_tracts", &ftModule);
   if( rc==SQLITE_OK ) rc = trModule(db, pConn, "fetch_boundaries", &fbModule);
+  if( rc==SQLITE_OK ) rc = trModule(db, pConn, "fetch_for_points", &fpModule);
   if( rc ) return rc;
   return trModule(db, pConn, "tracts_cache", &tcModule);
 }

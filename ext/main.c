@@ -150,6 +150,35 @@ int trArgsBestIndex(sqlite3_index_info *p, int iFirst, int nArg){
   return SQLITE_OK;
 }
 
+int trSplitName(sqlite3 *db, const char *zName, char **pzSchema,
+                char **pzTable){
+  const char *zDot = strchr(zName, '.');
+  *pzSchema = 0;
+  *pzTable = 0;
+  if( zDot ){
+    sqlite3_stmt *pStmt = 0;
+    int bSchema = 0;
+    if( sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_database_list WHERE "
+                           "name=?1 COLLATE NOCASE", -1, &pStmt, 0)==SQLITE_OK ){
+      sqlite3_bind_text(pStmt, 1, zName, (int)(zDot-zName), SQLITE_STATIC);
+      bSchema = sqlite3_step(pStmt)==SQLITE_ROW;
+    }
+    sqlite3_finalize(pStmt);
+    if( bSchema ){
+      *pzSchema = sqlite3_mprintf("%.*s", (int)(zDot-zName), zName);
+      *pzTable = sqlite3_mprintf("%s", zDot+1);
+      return (*pzSchema && *pzTable) ? SQLITE_OK : SQLITE_NOMEM;
+    }
+  }
+  *pzTable = sqlite3_mprintf("%s", zName);
+  return *pzTable ? SQLITE_OK : SQLITE_NOMEM;
+}
+
+char *trQuotedName(const char *zSchema, const char *zTable){
+  if( zSchema ) return sqlite3_mprintf("\"%w\".\"%w\"", zSchema, zTable);
+  return sqlite3_mprintf("\"%w\"", zTable);
+}
+
 int trSqlExists(sqlite3 *db, const char *zSql, const char *zArg){
   sqlite3_stmt *pStmt = 0;
   int b = 0;

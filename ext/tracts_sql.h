@@ -57,6 +57,13 @@ int trFunction(sqlite3 *db, TractsConn *pConn, const char *zName, int nArg,
 int trModule(sqlite3 *db, TractsConn *pConn, const char *zName,
              const sqlite3_module *pModule);
 
+/* Split "schema.table" when schema is an attached database; else the
+** whole string is the table. *pzSchema (NULL if none) and *pzTable are
+** sqlite3_malloc'd. trQuotedName: "schema"."table" or "table". */
+int trSplitName(sqlite3 *db, const char *zName, char **pzSchema,
+                char **pzTable);
+char *trQuotedName(const char *zSchema, const char *zTable);
+
 /* 1 if zSql, with zArg bound to ?1, returns a row (0 on any error). */
 int trSqlExists(sqlite3 *db, const char *zSql, const char *zArg);
 

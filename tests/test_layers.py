@@ -596,6 +596,62 @@ def test_fetch_only_the_states_the_points_need():
                    ).fetchone()[0], 2)
 
 
+def test_fetch_for_points_routes_with_the_states_layer():
+    """fetch_for_points fetches the states layer of the year, then only the
+    states the points fall in."""
+    e = Env("forpts")
+    ref = connect()
+    ref.execute("select * from load_boundaries('counties', ?)",
+                (f(2019, "us", "county"),)).fetchall()
+    e.c.execute("create table pts(id integer primary key, \"my lon\", lat)")
+    for lon, lat in ref.execute(
+            "select (minx+maxx)/2, (miny+maxy)/2 from counties join "
+            "counties_rtree on id=counties.rowid where STATEFP='25'"):
+        e.c.execute("insert into pts(\"my lon\", lat) values(?, ?)", (lon, lat))
+    e.c.execute("insert into pts(\"my lon\", lat) values(0, 0), ('x', NULL)")
+    _server.reset()
+    r = rows(e.c, "select * from fetch_for_points('block_groups', 'main.pts', "
+             "'my lon', 'lat')")
+    eq([(x["state"], x["error"]) for x in r], [("MA", None)])
+    with _server.lock:
+        paths = sorted(x["path"].rsplit("/", 1)[1] for x in _server.log
+                       if x["method"] == "GET")
+    eq(paths, ["cb_2019_25_bg_500k.zip", "cb_2019_us_state_500k.zip"])
+    eq(dict(e.c.execute("select layer, year from tracts_layers")),
+       {"states_2019": 2019, "block_groups": 2019})
+    eq(e.c.execute("select count(*) from pts where boundary_of('block_groups', "
+                   "\"my lon\", lat) is null").fetchone()[0], 2)
+    # the routing layer is not fetched again; a national layer comes whole
+    _server.reset()
+    r = rows(e.c, "select * from fetch_for_points('counties', 'pts', 'my lon', "
+             "'lat')")
+    eq([(x["state"], x["error"]) for x in r], [("US", None)])
+    with _server.lock:
+        eq([x["path"].rsplit("/", 1)[1] for x in _server.log],
+           ["cb_2019_us_county_500k.zip"])
+    # no point in any state: nothing to fetch
+    e.c.execute("create table nowhere(lon, lat)")
+    e.c.execute("insert into nowhere values(0, 0)")
+    eq(rows(e.c, "select * from fetch_for_points('tracts', 'nowhere', 'lon', "
+            "'lat')"), [])
+    for args, msg in (
+            (("tracts", "pts", "lon", "lat"), "fetch_for_points: no such "
+             "column lon in pts"),
+            (("tracts", "nope", "my lon", "lat"), "fetch_for_points: no such "
+             "column my lon in nope"),
+            (("mine", "pts", "my lon", "lat"), "fetch_for_points: only census "
+             "layers are fetched (census_layers lists them)"),
+            (("tracts", None, "my lon", "lat"), "fetch_for_points: the source "
+             "table is missing or NULL"),
+            (("tracts", "pts", "my lon", "lat", "x"), "fetch_for_points: year "
+             "must be an integer from 1990 to 2100"),
+            (("tracts", "pts", "my lon", "lat", 2010), "fetch_for_points: the "
+             "Census Bureau publishes no cartographic (cb_) states file for "
+             "2010: the series starts in 2013")):
+        expect_error(e.c, "select * from fetch_for_points(%s)" %
+                     ",".join("?" * len(args)), args, msg)
+
+
 def test_fetch_boundaries_errors():
     e = Env("fberr")
     for args, msg in (

@@ -135,7 +135,8 @@ def test_registered_functions_and_modules():
     mods = sorted(set(r[0] for r in c.execute("select name from pragma_module_list"))
                   - set(r[0] for r in plain.execute("select name from pragma_module_list"))
                   - {"pragma_function_list"})
-    eq(mods, ["census_layers", "fetch_boundaries", "fetch_tracts",
+    eq(mods, ["census_layers", "fetch_boundaries", "fetch_for_points",
+              "fetch_tracts",
               "load_boundaries", "load_tracts", "monitor_marks",
               "monitor_samples", "tracts_cache"], "modules")
     eq(c.execute("select tracts_version()").fetchone()[0], "0.1.0")

@@ -47,6 +47,7 @@ select boundary_of('mine', -71.45, 41.55), boundary_of('nope', 1, 2);
 select tracts_assign('pts', 'lon', 'lat', 'out3', 2, 'tracts,mine,tracts_2019');
 select state, error is null from fetch_boundaries('tracts_2019', 'RI');
 select * from fetch_boundaries('counties', 'RI');
+select * from fetch_for_points('tracts', 'pts', 'lon', 'lat');
 SQL
 done
 echo ".open :memory:" >> "$SCRIPT"
