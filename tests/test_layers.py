@@ -570,20 +570,24 @@ def test_fetch_boundaries_per_state_and_national_layers():
     eq((r[0]["status"], r[0]["from_cache"], r[0]["error"]), (304, 1, None))
 
 
+def county_centres(statefp):
+    """The centre of every generated county box of a state."""
+    ref = connect()
+    ref.execute("select * from load_boundaries('counties', ?)",
+                (f(2019, "us", "county"),)).fetchall()
+    return ref.execute("select (minx+maxx)/2, (miny+maxy)/2 from counties join "
+                       "counties_rtree on id=counties.rowid where STATEFP=?",
+                       (statefp,)).fetchall()
+
+
 def test_fetch_only_the_states_the_points_need():
     """The states layer routes the points; only their states' tract files
     are fetched (the recipe the README gives)."""
     e = Env("need")
     r = rows(e.c, "select * from fetch_boundaries('states', '*')")
     eq(r[0]["error"], None)
-    ref = connect()
-    ref.execute("select * from load_boundaries('counties', ?)",
-                (f(2019, "us", "county"),)).fetchall()
     e.c.execute("create table pts(lon, lat)")
-    for lon, lat in ref.execute(
-            "select (minx+maxx)/2, (miny+maxy)/2 from counties join "
-            "counties_rtree on id=counties.rowid where STATEFP='44'"):
-        e.c.execute("insert into pts values(?, ?)", (lon, lat))
+    e.c.executemany("insert into pts values(?, ?)", county_centres("44"))
     e.c.execute("insert into pts values(0, 0), (NULL, NULL)")
     _server.reset()
     r = rows(e.c, "select * from fetch_boundaries('tracts', (select "
@@ -600,14 +604,9 @@ def test_fetch_for_points_routes_with_the_states_layer():
     """fetch_for_points fetches the states layer of the year, then only the
     states the points fall in."""
     e = Env("forpts")
-    ref = connect()
-    ref.execute("select * from load_boundaries('counties', ?)",
-                (f(2019, "us", "county"),)).fetchall()
     e.c.execute("create table pts(id integer primary key, \"my lon\", lat)")
-    for lon, lat in ref.execute(
-            "select (minx+maxx)/2, (miny+maxy)/2 from counties join "
-            "counties_rtree on id=counties.rowid where STATEFP='25'"):
-        e.c.execute("insert into pts(\"my lon\", lat) values(?, ?)", (lon, lat))
+    e.c.executemany("insert into pts(\"my lon\", lat) values(?, ?)",
+                    county_centres("25"))
     e.c.execute("insert into pts(\"my lon\", lat) values(0, 0), ('x', NULL)")
     _server.reset()
     r = rows(e.c, "select * from fetch_for_points('block_groups', 'main.pts', "
