@@ -42,8 +42,9 @@
 **     STATE_NAME C(100) name of the state, "Rhode Island" ("" if unknown)
 **
 **   Files of the other layers (--layer, below) are made the same way,
-**   with their own names and fields.  C(n) is a text field of width n,
-**   N(14,0) a number.
+**   with their own names and fields, and so are the files of the Census
+**   2010 layout (--gz, below).  C(n) is a text field of width n, N(14,0)
+**   a number, N(14,3) one with 3 decimals.
 **
 **   Rings follow the shapefile specification: outer rings clockwise,
 **   holes counter-clockwise, every ring closed (first vertex repeated as
@@ -59,7 +60,7 @@
 **
 **   gentracts --out DIR [--states LIST|all] [--tracts N] [--vertices V]
 **             [--year Y] [--seed S] [--national | --national-only]
-**             [--jobs J] [--level L] [--verbose] [--layer L]
+**             [--jobs J] [--level L] [--verbose] [--layer L] [--gz]
 **
 **   --states LIST   comma separated 2-digit FIPS codes (or USPS
 **                   abbreviations such as RI), or "all" (the default) for
@@ -88,6 +89,8 @@
 **                   block_groups, zctas, places, county_subdivisions) are
 **                   accepted too, and zcta510 / zcta520, which choose that
 **                   ZCTA vintage whatever --year is.
+**   --gz            the Census 2010 layout (gz_2010_... files, see THE 2010
+**                   LAYOUT); only with --year 2010, not with zcta520.
 **
 **   One line per file is printed on stdout:
 **       NAME.zip  tracts=T  vertices=V  bytes=B
@@ -252,6 +255,39 @@
 **   With --national or --national-only a per-state layer also (or only)
 **   writes cb_Y_us_L_500k.zip, as the tracts.
 **
+** THE 2010 LAYOUT (--gz)
+**
+**   The Census Bureau's 2010 cartographic boundary files are named and laid
+**   out differently from the cb_ series.  With --gz (only with --year 2010;
+**   without it --year 2010 writes the cb_2010_ files above) every layer is
+**   written in that layout: the same features in the same order, with the
+**   same geometry (the .shp, .shx, .prj and .cpg members are byte-identical
+**   to the cb_ file's), in a zip named gz_2010_SS_LLL_00_500k.zip (SS the
+**   state, or "us" for a national file, LLL the summary level below) whose
+**   members are named after that stem, in the same order.  GEOID, NAME and
+**   ALAND are those of the cb_ feature (GEOID10 and ALAND10 of zcta510 for
+**   ZCTAs); the DBF fields, in order:
+**
+**     GEO_ID C(60)        = LLL || "0000US" || GEOID, "1400000US44001012700"
+**     (codes)             the GEOID cut in pieces, as listed below
+**     NAME C(90)          the cb_ NAME; for ZCTAs the ZCTA code
+**     LSAD C(7)           as listed below
+**     CENSUSAREA N(14,3)  land area in square miles, ALAND / 2589988.11
+**
+**   layer  LLL  SS  LSAD      codes
+**   tract  140  SS  "Tract"   STATE C(2) COUNTY C(3) TRACT C(6)
+**   state  040  us  ""        STATE C(2)
+**   county 050  us  "County"  STATE C(2) COUNTY C(3)
+**   bg     150  SS  "BG"      STATE C(2) COUNTY C(3) TRACT C(6) BLKGRP C(1)
+**   zcta   860  us  "ZCTA5"   ZCTA5 C(5)
+**   place  160  SS  "city"    STATE C(2) PLACE C(5)
+**   cousub 060  SS  "town"    STATE C(2) COUNTY C(3) COUSUB C(5)
+**
+**   --national and --national-only work as for the cb_ files: the tracts
+**   of all chosen states in gz_2010_us_140_00_500k.zip, say.  An empty
+**   LSAD (states) is blank in the DBF, which readers such as GDAL return
+**   as NULL.
+**
 ** MODE B: FROM A TEXT DESCRIPTION
 **
 **   gentracts --from FILE --out DIR [--name BASE] [--year Y]
@@ -269,7 +305,8 @@
 **   default NAME comes from TRACTCE, ALAND from the polygon area, AWATER 0.
 **   With --year 2020 or later the file has the 2020 fields, which can be
 **   overridden too (NAMELSAD, STUSPS, NAMELSADCO, STATE_NAME); NAMELSAD
-**   follows NAME unless given.  Mode B writes tracts only (no --layer).
+**   follows NAME unless given.  Mode B writes tracts only (no --layer),
+**   in the cb_ layout only (no --gz).
 **   The first ring of each polygon is made clockwise and the others
 **   counter-clockwise, and unclosed rings are closed, unless --keep-rings
 **   is given, which writes the rings exactly as in the WKT (for tests of
@@ -533,8 +570,9 @@ static void attrFromGeoid(TractAttr *p, const char *zGeoid){
 }
 
 /****************************************************************************
-** DBF schemas.  A field is C(nWidth) text, or N(14,0) if nWidth is 0.
-** A record (Rec) holds one value per field, text or number by position.
+** DBF schemas.  A field is C(nWidth) text if nWidth>0, else the number
+** N(14,-nWidth): N(14,0) if nWidth is 0, N(14,3) if it is -3.  A record
+** (Rec) holds one value per field, text or number by position.
 */
 typedef struct FieldDef FieldDef;
 struct FieldDef {
@@ -603,6 +641,85 @@ static const FieldDef aCousubField[] = {
   { "AFFGEOID", 19 }, { "GEOID", 10 }, { "NAME", 100 }, { "LSAD", 2 },
   { "ALAND", 0 }, { "AWATER", 0 }
 };
+
+/* The Census 2010 layout (--gz): one schema per layer.  The fields between
+** GEO_ID and NAME are the GEOID cut in pieces of their widths. */
+static const FieldDef aGzTractField[] = {
+  { "GEO_ID", 60 }, { "STATE", 2 }, { "COUNTY", 3 }, { "TRACT", 6 },
+  { "NAME", 90 }, { "LSAD", 7 }, { "CENSUSAREA", -3 }
+};
+static const FieldDef aGzStateField[] = {
+  { "GEO_ID", 60 }, { "STATE", 2 }, { "NAME", 90 }, { "LSAD", 7 },
+  { "CENSUSAREA", -3 }
+};
+static const FieldDef aGzCountyField[] = {
+  { "GEO_ID", 60 }, { "STATE", 2 }, { "COUNTY", 3 }, { "NAME", 90 },
+  { "LSAD", 7 }, { "CENSUSAREA", -3 }
+};
+static const FieldDef aGzBgField[] = {
+  { "GEO_ID", 60 }, { "STATE", 2 }, { "COUNTY", 3 }, { "TRACT", 6 },
+  { "BLKGRP", 1 }, { "NAME", 90 }, { "LSAD", 7 }, { "CENSUSAREA", -3 }
+};
+static const FieldDef aGzZctaField[] = {
+  { "GEO_ID", 60 }, { "ZCTA5", 5 }, { "NAME", 90 }, { "LSAD", 7 },
+  { "CENSUSAREA", -3 }
+};
+static const FieldDef aGzPlaceField[] = {
+  { "GEO_ID", 60 }, { "STATE", 2 }, { "PLACE", 5 }, { "NAME", 90 },
+  { "LSAD", 7 }, { "CENSUSAREA", -3 }
+};
+static const FieldDef aGzCousubField[] = {
+  { "GEO_ID", 60 }, { "STATE", 2 }, { "COUNTY", 3 }, { "COUSUB", 5 },
+  { "NAME", 90 }, { "LSAD", 7 }, { "CENSUSAREA", -3 }
+};
+
+/* The layers (--layer) */
+#define LAYER_TRACT  0
+#define LAYER_STATE  1
+#define LAYER_COUNTY 2
+#define LAYER_BG     3
+#define LAYER_ZCTA   4
+#define LAYER_PLACE  5
+#define LAYER_COUSUB 6
+
+/* The 2010 layout of each layer, by LAYER_xxx: summary level (file name
+** and GEO_ID), LSAD, schema */
+typedef struct GzDef GzDef;
+struct GzDef {
+  const char *zSumlev;
+  const char *zLsad;
+  const FieldDef *aField;
+  int nField;
+};
+static const GzDef aGzDef[] = {
+  { "140", "Tract",  aGzTractField,  N_ELEM(aGzTractField) },
+  { "040", "",       aGzStateField,  N_ELEM(aGzStateField) },
+  { "050", "County", aGzCountyField, N_ELEM(aGzCountyField) },
+  { "150", "BG",     aGzBgField,     N_ELEM(aGzBgField) },
+  { "860", "ZCTA5",  aGzZctaField,   N_ELEM(aGzZctaField) },
+  { "160", "city",   aGzPlaceField,  N_ELEM(aGzPlaceField) },
+  { "060", "town",   aGzCousubField, N_ELEM(aGzCousubField) },
+};
+
+/* Square metres per square mile, for CENSUSAREA */
+#define M2_PER_SQMI 2589988.11
+
+/* The 2010 record of a feature of layer eLayer from its cb_ GEOID, NAME
+** and ALAND */
+static void gzRec(int eLayer, const char *zGeoid, const char *zName,
+                  double rAland, Rec *pR){
+  const GzDef *pD = &aGzDef[eLayer];
+  int k = 0, off = 0;
+  recPut(pR, k++, "%s0000US%s", pD->zSumlev, zGeoid);
+  while( strcmp(pD->aField[k].zName, "NAME")!=0 ){
+    int n = pD->aField[k].nWidth;
+    recPut(pR, k++, "%.*s", n, zGeoid+off);
+    off += n;
+  }
+  recPut(pR, k++, "%s", zName);
+  recPut(pR, k++, "%s", pD->zLsad);
+  pR->ar[k++] = rAland/M2_PER_SQMI;
+}
 
 /* The record of a tract, in the schema of the year (b2020: 2020 or later) */
 static void tractRec(const TractAttr *pA, int b2020, Rec *pR){
@@ -709,7 +826,8 @@ static void sinkOpen(Sink *p, const char *zDir, const char *zBase,
   for(k=0; k<nField; k++){
     int rc = aField[k].nWidth>0
            ? DBFAddField(p->hDbf, aField[k].zName, FTString, aField[k].nWidth, 0)
-           : DBFAddField(p->hDbf, aField[k].zName, FTDouble, 14, 0);
+           : DBFAddField(p->hDbf, aField[k].zName, FTDouble, 14,
+                         -aField[k].nWidth);
     if( rc<0 ) fatal("cannot add DBF field %s", aField[k].zName);
   }
   zPath = xmprintf("%s/%s.prj", p->zTmp, zBase);
@@ -1485,8 +1603,9 @@ static void regionTractAttr(const Region *p, int iTract, const Shape *pS,
   pA->rAwater = floor(area*wf + 0.5);
 }
 
-/* Write all tracts of region p into pSink */
-static void regionWrite(const Region *p, Sink *pSink, int b2020, int bVerbose){
+/* Write all tracts of region p into pSink (bGz: in the 2010 layout) */
+static void regionWrite(const Region *p, Sink *pSink, int b2020, int bGz,
+                        int bVerbose){
   Shape s;
   PtBuf tmp;
   TractAttr attr;
@@ -1499,7 +1618,8 @@ static void regionWrite(const Region *p, Sink *pSink, int b2020, int bVerbose){
     const Cell *pC = &p->aCell[pT->iCell];
     regionTractShape(p, t, &s, &tmp);
     regionTractAttr(p, t, &s, &attr);
-    tractRec(&attr, b2020, &rec);
+    if( bGz ) gzRec(LAYER_TRACT, attr.zGeoid, attr.zName, attr.rAland, &rec);
+    else tractRec(&attr, b2020, &rec);
     sinkWrite(pSink, SHPT_POLYGON, &s, &rec);
     if( bVerbose ){
       if( pT->bEnclave ){
@@ -1527,14 +1647,6 @@ static void regionWrite(const Region *p, Sink *pSink, int b2020, int bVerbose){
 ** (rectangles of whole cells, bounded by the cells' own edges) or, for
 ** block groups, cells and parts of cells.
 */
-#define LAYER_TRACT  0
-#define LAYER_STATE  1
-#define LAYER_COUNTY 2
-#define LAYER_BG     3
-#define LAYER_ZCTA   4
-#define LAYER_PLACE  5
-#define LAYER_COUSUB 6
-
 typedef struct Block Block;
 struct Block {
   int i0, j0, i1, j1;       /* cells [i0,i1) x [j0,j1) */
@@ -1829,9 +1941,9 @@ static void cellPiece(const Region *p, int c, int e0, int nE, Shape *pS,
   }
 }
 
-/* Write the block groups of region p */
+/* Write the block groups of region p (bGz: in the 2010 layout) */
 static void regionWriteBg(const Region *p, Sink *pSink, const double *aLand,
-                          const double *aWater, PtBuf *pTmp){
+                          const double *aWater, int bGz, PtBuf *pTmp){
   Shape aPiece[3];
   Rec rec;
   int t, k;
@@ -1873,24 +1985,33 @@ static void regionWriteBg(const Region *p, Sink *pSink, const double *aLand,
       }
     }
     for(k=0; k<nPiece; k++){
-      double area = shapeAreaM2(&aPiece[k]);
+      double area = shapeAreaM2(&aPiece[k]), rL, rW;
+      char zGeoid[64], zName[16];
       int f = 0;
-      recPut(&rec, f++, "%.2s", zTract);
-      recPut(&rec, f++, "%.3s", zTract+2);
-      recPut(&rec, f++, "%.6s", zTract+5);
-      recPut(&rec, f++, "%d", k+1);
-      recPut(&rec, f++, "1500000US%s%d", zTract, k+1);
-      recPut(&rec, f++, "%s%d", zTract, k+1);
-      recPut(&rec, f++, "%d", k+1);
-      recPut(&rec, f++, "BG");
       if( k<nPiece-1 ){
-        rec.ar[f++] = floor(area*(1.0-wf) + 0.5);
-        rec.ar[f++] = floor(area*wf + 0.5);
-        rLand += rec.ar[f-2];
-        rWater += rec.ar[f-1];
+        rL = floor(area*(1.0-wf) + 0.5);
+        rW = floor(area*wf + 0.5);
+        rLand += rL;
+        rWater += rW;
       }else{                  /* the block groups add up to the tract */
-        rec.ar[f++] = aLand[t] - rLand;
-        rec.ar[f++] = aWater[t] - rWater;
+        rL = aLand[t] - rLand;
+        rW = aWater[t] - rWater;
+      }
+      snprintf(zGeoid, sizeof(zGeoid), "%s%d", zTract, k+1);
+      snprintf(zName, sizeof(zName), "%d", k+1);
+      if( bGz ){
+        gzRec(LAYER_BG, zGeoid, zName, rL, &rec);
+      }else{
+        recPut(&rec, f++, "%.2s", zTract);
+        recPut(&rec, f++, "%.3s", zTract+2);
+        recPut(&rec, f++, "%.6s", zTract+5);
+        recPut(&rec, f++, "%s", zName);
+        recPut(&rec, f++, "1500000US%s", zGeoid);
+        recPut(&rec, f++, "%s", zGeoid);
+        recPut(&rec, f++, "%s", zName);
+        recPut(&rec, f++, "BG");
+        rec.ar[f++] = rL;
+        rec.ar[f++] = rW;
       }
       sinkWrite(pSink, SHPT_POLYGON, &aPiece[k], &rec);
     }
@@ -1899,9 +2020,9 @@ static void regionWriteBg(const Region *p, Sink *pSink, const double *aLand,
 }
 
 /* Write the features of layer eLayer (not LAYER_TRACT) of region p.
-** bZcta520: ZCTAs in the schema of 2020. */
+** bZcta520: ZCTAs in the schema of 2020; bGz: in the 2010 layout. */
 static void regionWriteLayer(const Region *p, Sink *pSink, int eLayer,
-                             int bZcta520){
+                             int bZcta520, int bGz){
   double *aLand = xmalloc(sizeof(double)*p->nTract);
   double *aWater = xmalloc(sizeof(double)*p->nTract);
   int iFips = p->pDef->iFips, nB = 0, nSub = 0, k;
@@ -1914,7 +2035,7 @@ static void regionWriteLayer(const Region *p, Sink *pSink, int eLayer,
   regionTractTotals(p, aLand, aWater);
   switch( eLayer ){
     case LAYER_BG:
-      regionWriteBg(p, pSink, aLand, aWater, &tmp);
+      regionWriteBg(p, pSink, aLand, aWater, bGz, &tmp);
       break;
     case LAYER_STATE:
       nB = 1;
@@ -1956,7 +2077,8 @@ static void regionWriteLayer(const Region *p, Sink *pSink, int eLayer,
         recPut(&rec, f++, "0400000US%s", zGeoid);
         recPut(&rec, f++, "%s", zGeoid);
         recPut(&rec, f++, "%s", p->pDef->zAbbr);
-        recPut(&rec, f++, "%s", azStateName[iFips]);
+        snprintf(zName, sizeof(zName), "%s", azStateName[iFips]);
+        recPut(&rec, f++, "%s", zName);
         recPut(&rec, f++, "00");
         break;
       case LAYER_COUNTY:
@@ -1967,7 +2089,8 @@ static void regionWriteLayer(const Region *p, Sink *pSink, int eLayer,
         recPut(&rec, f++, "%s", zNs);
         recPut(&rec, f++, "0500000US%s", zGeoid);
         recPut(&rec, f++, "%s", zGeoid);
-        recPut(&rec, f++, "County %s", zGeoid+2);
+        snprintf(zName, sizeof(zName), "County %s", zGeoid+2);
+        recPut(&rec, f++, "%s", zName);
         recPut(&rec, f++, "06");
         break;
       case LAYER_COUSUB:
@@ -1999,6 +2122,7 @@ static void regionWriteLayer(const Region *p, Sink *pSink, int eLayer,
       default:
         snprintf(zGeoid, sizeof(zGeoid), "%05d",
                  100 + (int)(p->pDef-aStateDef)*1920 + k);
+        snprintf(zName, sizeof(zName), "%s", zGeoid);
         recPut(&rec, f++, "%s", zGeoid);
         recPut(&rec, f++, "8600000US%s", zGeoid);
         recPut(&rec, f++, "%s", zGeoid);
@@ -2010,6 +2134,7 @@ static void regionWriteLayer(const Region *p, Sink *pSink, int eLayer,
     }
     rec.ar[f++] = rLand;
     rec.ar[f++] = rWater;
+    if( bGz ) gzRec(eLayer, zGeoid, zName, rLand, &rec);
     sinkWrite(pSink, SHPT_POLYGON, &s, &rec);
   }
   free(aB);
@@ -2055,6 +2180,7 @@ struct Opts {
   int bKeepRings;
   int eLayer;               /* LAYER_xxx */
   int iZcta;                /* 510 or 520: ZCTA vintage; 0: by --year */
+  int bGz;                  /* --gz: the Census 2010 layout */
 };
 
 /* The layers of --layer: file tag, the extension's layer name (also
@@ -2083,13 +2209,17 @@ static int zctaVintage(const Opts *pOpt){
 /* Base name of an output file: state iFips, or national if iFips<0 */
 static char *layerBase(const Opts *pOpt, int iFips){
   char zTag[16], zWhere[16];
+  if( iFips>=0 ) snprintf(zWhere, sizeof(zWhere), "%02d", iFips);
+  else snprintf(zWhere, sizeof(zWhere), "us");
+  if( pOpt->bGz ){
+    return xmprintf("gz_%d_%s_%s_00_500k", pOpt->iYear, zWhere,
+                    aGzDef[pOpt->eLayer].zSumlev);
+  }
   if( pOpt->eLayer==LAYER_ZCTA ){
     snprintf(zTag, sizeof(zTag), "zcta%d", zctaVintage(pOpt));
   }else{
     snprintf(zTag, sizeof(zTag), "%s", aLayerDef[pOpt->eLayer].zTag);
   }
-  if( iFips>=0 ) snprintf(zWhere, sizeof(zWhere), "%02d", iFips);
-  else snprintf(zWhere, sizeof(zWhere), "us");
   return xmprintf("cb_%d_%s_%s_500k", pOpt->iYear, zWhere, zTag);
 }
 
@@ -2097,6 +2227,10 @@ static char *layerBase(const Opts *pOpt, int iFips){
 static const FieldDef *layerSchema(const Opts *pOpt, int *pnField){
   const FieldDef *a;
   int n;
+  if( pOpt->bGz ){
+    *pnField = aGzDef[pOpt->eLayer].nField;
+    return aGzDef[pOpt->eLayer].aField;
+  }
   switch( pOpt->eLayer ){
     case LAYER_STATE:  a = aStateField;  n = N_ELEM(aStateField);  break;
     case LAYER_COUNTY: a = aCountyField; n = N_ELEM(aCountyField); break;
@@ -2136,10 +2270,11 @@ static void runUnit(const Opts *pOpt, Unit *pU, const int *aSel, int nSel,
     if( pU->iState>=0 && aSel[k]!=pU->iState ) continue;
     regionBuild(&reg, &aStateDef[aSel[k]], aCount[k], pOpt->iSeed, pOpt->rVert);
     if( pOpt->eLayer==LAYER_TRACT ){
-      regionWrite(&reg, &sink, pOpt->iYear>=2020,
+      regionWrite(&reg, &sink, pOpt->iYear>=2020, pOpt->bGz,
                   pOpt->bVerbose && (pU->iState>=0 || pOpt->eNational==2));
     }else{
-      regionWriteLayer(&reg, &sink, pOpt->eLayer, zctaVintage(pOpt)==520);
+      regionWriteLayer(&reg, &sink, pOpt->eLayer, zctaVintage(pOpt)==520,
+                       pOpt->bGz);
     }
     regionFree(&reg);
   }
@@ -2542,6 +2677,7 @@ static void usage(void){
     "           [--year Y] [--seed S] [--national|--national-only]\n"
     "           [--jobs J] [--level L] [--verbose]\n"
     "           [--layer tract|state|county|bg|zcta|place|cousub]\n"
+    "           [--gz (with --year 2010)]\n"
     "       %s --from FILE --out DIR [--name BASE] [--year Y]\n"
     "           [--shape-type polygon|point|arc] [--no-zip] [--keep-rings]\n"
     "See the comment at the top of tools/gentracts.c for details.\n",
@@ -2579,6 +2715,7 @@ int main(int argc, char **argv){
     else if( strcmp(z, "-name")==0 ) opt.zName = ARG;
     else if( strcmp(z, "-no-zip")==0 ) opt.bNoZip = 1;
     else if( strcmp(z, "-keep-rings")==0 ) opt.bKeepRings = 1;
+    else if( strcmp(z, "-gz")==0 ) opt.bGz = 1;
     else if( strcmp(z, "-layer")==0 ){
       const char *zL = ARG;
       int k;
@@ -2610,6 +2747,15 @@ int main(int argc, char **argv){
   if( opt.iLevel<1 || opt.iLevel>9 ) fatal("--level must be 1..9");
   if( opt.rVert<0 ) fatal("--vertices must be positive");
   if( opt.iYear<1000 || opt.iYear>9999 ) fatal("--year must have 4 digits");
+  if( opt.bGz ){
+    if( opt.iYear!=2010 ){
+      fatal("--gz (the Census 2010 layout, gz_2010_...) needs --year 2010");
+    }
+    if( opt.zFrom ) fatal("--gz is for synthetic states only, not with --from");
+    if( opt.eLayer==LAYER_ZCTA && opt.iZcta==520 ){
+      fatal("--gz writes the 2010 ZCTAs: use --layer zcta, not zcta520");
+    }
+  }
   {
     struct stat st;
     if( stat(opt.zOut, &st)!=0 ){
