@@ -819,7 +819,7 @@ static void xferDone(Fetch *p, Xfer *x, CURLcode res){
     jobStopAll(p, j);
     jobCloseTmp(j, 1);
     jobUseCache(p, j);
-  }else if( (code==404 || code==410) && p->pLayer->pKind->bNational ){
+  }else if( (code==404 || code==410) && trKindNational(p->pLayer->pKind) ){
     jobFail(p, j, "HTTP %ld Not Found: %s (the server does not publish %s "
             "for %d at %s)", code, j->zUrl, p->pLayer->pKind->zName, p->year,
             p->zRes);
@@ -1392,8 +1392,7 @@ static int fetchSetup(Fetch *p, const int *aPick, int n, int year,
       char *zFile;
       snprintf(zSt, sizeof(zSt), "%02d", j->iFips);
       zFile = trKindFile(p->pLayer->pKind, year, zSt, p->zRes);
-      j->zUrl = zFile ? sqlite3_mprintf("%sGENZ%d/shp/%s", zBase, year, zFile)
-                      : 0;
+      j->zUrl = zFile ? sqlite3_mprintf("%s%s", zBase, zFile) : 0;
       sqlite3_free(zFile);
     }
     if( j->zUrl==0 ) return SQLITE_NOMEM;
@@ -1571,8 +1570,8 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
   pKind = trKindFind(zLayerBase, year);
   if( !trKindCovers(pKind, year) ){
     pTab->base.zErrMsg = sqlite3_mprintf("%s: the Census Bureau publishes no "
-        "cartographic (cb_) %s file for %d: the series starts in %d",
-        zFunc, pKind->zName, year, pKind->yearFirst);
+        "cartographic %s file for %d (census_layers lists the years of each "
+        "layer)", zFunc, pKind->zName, year);
     return SQLITE_ERROR;
   }
   if( pTab->bBoundaries && (idxNum & 8) ){
@@ -1596,7 +1595,7 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
       return SQLITE_ERROR;
     }
   }
-  if( pKind->bNational ){
+  if( trKindNational(pKind) ){
     if( zStates && strcmp(zStates, "*")!=0 ){
       pTab->base.zErrMsg = sqlite3_mprintf("%s: %s come in one national file: "
           "give '*' as the states", zFunc, pKind->zName);
@@ -1911,7 +1910,7 @@ static int fpFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
     year = sqlite3_value_int(argv[4]);
   }
   pKind = trKindFind(zBase, year);
-  if( pKind->bNational ){
+  if( trKindNational(pKind) ){
     return fpFetch(db, c, azArg[0], "*", year, &pTab->base.zErrMsg);
   }
   /* the source and its columns (a quoted name that is not a column would

@@ -312,20 +312,13 @@ struct TrLoad {
   int nThread;         /* started */
 };
 
-/* Year and state from a Census name: cb_2019_44_tract_500k.zip gives
-** 2019 and "44" (or "us"). Returns 0 if the name is not of that form. */
-static int parseCensusName(const char *zPath, const char *zTag, int *pYear,
+/* Year and state from the name of a file of layer L, as the Census names
+** them: cb_2019_44_tract_500k.zip gives 2019 and "44" (or "us").
+** Returns 0 if the name is not of that form (or L is a user layer). */
+static int parseCensusName(const char *zPath, const TrLayer *L, int *pYear,
                            char *zState, int nState){
-  const char *zBase = strrchr(zPath, '/');
-  int year = 0, n = 0;
-  char zSt[8], zT[32];
-  zBase = zBase ? zBase+1 : zPath;
-  if( zTag==0 ) return 0;
-  if( sscanf(zBase, "cb_%4d_%7[^_]_%31[^_]_%n", &year, zSt, zT, &n)!=3
-   || n==0 || strcmp(zT, zTag)!=0 ){
-    return 0;
-  }
-  *pYear = year;
+  char zSt[3];
+  if( L->pKind==0 || !trKindMatch(L->pKind, zPath, pYear, zSt) ) return 0;
   snprintf(zState, (size_t)nState, "%s", zSt);
   return 1;
 }
@@ -470,7 +463,7 @@ static int writerBegin(FileWriter *w, TrLoad *pLoad, const char *zFile,
   w->zSha256 = zSha256;
   w->iGroup = L->zGroup ? fieldIndex(L, L->zGroup) : -1;
   w->iKey = fieldIndex(L, L->zKey);
-  if( !parseCensusName(zFile, L->zFileTag, &w->yearName, w->zName,
+  if( !parseCensusName(zFile, L, &w->yearName, w->zName,
                        sizeof(w->zName)) ){
     w->zName[0] = 0;
   }
@@ -1052,7 +1045,7 @@ static int listDir(const TrLayer *pLayer, const char *zFunc, const char *zDir,
     char zSt[8];
     size_t m = strlen(e->d_name);
     if( m<4 || strcmp(e->d_name+m-4, ".zip")!=0 ) continue;
-    if( !parseCensusName(e->d_name, pLayer->zFileTag, &year, zSt, 8) ){
+    if( !parseCensusName(e->d_name, pLayer, &year, zSt, 8) ){
       continue;
     }
     if( pLayer->year && year!=pLayer->year ) continue;
@@ -1112,12 +1105,7 @@ TrLayer *trLayerResolve(TractsConn *pConn, const char *zFunc,
     /* a census layer: the line of its vintage (ZCTA files changed) */
     int year = yearName;
     const TrKind *k;
-    if( year==0 && zPath && !bDir ){
-      const char *zB = strrchr(zPath, '/');
-      int y = 0;
-      zB = zB ? zB+1 : zPath;
-      if( sscanf(zB, "cb_%4d_", &y)==1 ) year = y;
-    }
+    if( year==0 && zPath && !bDir ) trKindForFile(zBase, zPath, &year);
     if( yearName ){
       snprintf(zTable, sizeof(zTable), "%s_%d", zBase, yearName);
     }else{
@@ -1230,9 +1218,12 @@ static int loadFilter(sqlite3_vtab_cursor *cur, int idxNum,
     if( rc ){ trLayerFree(pLayer); return rc; }
     if( n==0 ){
       sqlite3_free(az);
-      pTab->base.zErrMsg = sqlite3_mprintf("%s: no census %s zips "
-          "(cb_YYYY_SS_%s_500k.zip) in '%s'", zFunc, pLayer->zFileTag,
-          pLayer->zFileTag, zPath);
+      const char *zPat = strrchr(pLayer->pKind->zFile, '/') + 1;
+      pTab->base.zErrMsg = pLayer->year
+        ? sqlite3_mprintf("%s: no census %s zips of %d (%s) in '%s'", zFunc,
+                          pLayer->zFileTag, pLayer->year, zPat, zPath)
+        : sqlite3_mprintf("%s: no census %s zips (%s) in '%s'", zFunc,
+                          pLayer->zFileTag, zPat, zPath);
       trLayerFree(pLayer);
       return SQLITE_ERROR;
     }

@@ -68,6 +68,7 @@ struct TrLookup {
   TrLookup *pNext;          /* the connection's next layer */
   char zLayer[64];          /* the layer (its table) */
   char zKey[64];            /* its key column */
+  const char *zKeyExpr;     /* the answer, if not the key (census_layers.h) */
   PipIndex *pIdx;           /* the index, NULL until built */
   char *zKeys;              /* keys of the polygons, NUL-terminated */
   uint32_t *aKeyOff;        /* offset of polygon i's key in zKeys */
@@ -121,10 +122,16 @@ static sqlite3_int64 layerGeneration(sqlite3 *db, TrLookup *p){
                          "name=?1)", -1, &pStmt, 0)==SQLITE_OK ){
     sqlite3_bind_text(pStmt, 1, p->zLayer, -1, SQLITE_STATIC);
     if( sqlite3_step(pStmt)==SQLITE_ROW ){
-      const char *zKey = sqlite3_column_count(pStmt)>=6
-                       ? (const char*)sqlite3_column_text(pStmt, 5) : 0;
+      int bNew = sqlite3_column_count(pStmt)>=6;
+      const char *zKey = bNew ? (const char*)sqlite3_column_text(pStmt, 5) : 0;
+      const char *zKind = bNew ? (const char*)sqlite3_column_text(pStmt, 3) : 0;
+      const TrKind *k = zKind ? trKindFind(zKind, sqlite3_column_int(pStmt, 4))
+                              : 0;
       g = sqlite3_column_int64(pStmt, 0);
       snprintf(p->zKey, sizeof(p->zKey), "%s", zKey ? zKey : "GEOID");
+      /* the expression comes from the registry, never from the database */
+      p->zKeyExpr = k && k->zKeyExpr && sqlite3_stricmp(k->zKey, p->zKey)==0
+                  ? k->zKeyExpr : 0;
     }
   }
   sqlite3_finalize(pStmt);
@@ -466,8 +473,11 @@ static int lookupBuild(TractsConn *pConn, TrLookup *p, const char *zFunc,
     return SQLITE_OK;
   }
   {
-    char *zSql = sqlite3_mprintf("SELECT \"%w\", geometry FROM main.\"%w\" "
-                                 "ORDER BY 1, rowid", p->zKey, p->zLayer);
+    char *zSql = p->zKeyExpr
+      ? sqlite3_mprintf("SELECT %s, geometry FROM main.\"%w\" ORDER BY 1, "
+                        "rowid", p->zKeyExpr, p->zLayer)
+      : sqlite3_mprintf("SELECT \"%w\", geometry FROM main.\"%w\" ORDER BY "
+                        "1, rowid", p->zKey, p->zLayer);
     rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
     sqlite3_free(zSql);
   }

@@ -30,8 +30,8 @@
 #include <string.h>
 
 static const TrKind aKind[] = {
-#define TR_LAYER(name, tag, nat, first, last, res, key, grp, fields) \
-  { name, tag, nat, first, last, res, key, grp, fields },
+#define TR_LAYER(name, tag, file, first, last, res, key, keyexpr, grp, fields) \
+  { name, tag, file, first, last, res, key, keyexpr, grp, fields },
   TR_LAYERS
 #undef TR_LAYER
 };
@@ -56,14 +56,6 @@ const TrKind *trKindFind(const char *zName, int year){
   return pBest;
 }
 
-
-const TrKind *trKindByTag(const char *zTag){
-  int i;
-  for(i=0; i<N_KIND; i++){
-    if( strcmp(aKind[i].zTag, zTag)==0 ) return &aKind[i];
-  }
-  return 0;
-}
 
 /* The i-th distinct census layer name, NULL past the last. */
 const char *trKindName(int i){
@@ -158,7 +150,7 @@ TrLayer *trLayerCensus(const TrKind *k, const char *zName, int year, int srid){
     snprintf(b->azField[n], sizeof(b->azField[n]), "%.*s", (int)m, z);
     b->aField[n].zName = b->azField[n];
     z += m;
-    if( *z==':' ){ b->aField[n].bInteger = 1; z += 2; }
+    if( *z==':' ){ b->aField[n].bInteger = z[1]=='r' ? 2 : 1; z += 2; }
     while( *z==' ' ) z++;
     n++;
   }
@@ -223,18 +215,80 @@ void trLayerFree(TrLayer *p){
   sqlite3_free(p);      /* the LayerBox it starts */
 }
 
-/* The file name of a census layer's file: "cb_2019_44_tract_500k.zip". */
+int trKindNational(const TrKind *k){
+  return strstr(k->zFile, "{st}")==0;
+}
+
 char *trKindFile(const TrKind *k, int year, const char *zState,
                  const char *zRes){
-  return sqlite3_mprintf("cb_%d_%s_%s_%s.zip", year,
-                         k->bNational ? "us" : zState, k->zTag, zRes);
+  sqlite3_str *x = sqlite3_str_new(0);
+  const char *z = k->zFile;
+  while( *z ){
+    if( strncmp(z, "{year}", 6)==0 ){ sqlite3_str_appendf(x, "%d", year); z += 6; }
+    else if( strncmp(z, "{st}", 4)==0 ){ sqlite3_str_appendall(x, zState); z += 4; }
+    else if( strncmp(z, "{res}", 5)==0 ){ sqlite3_str_appendall(x, zRes); z += 5; }
+    else{ sqlite3_str_appendchar(x, 1, *z); z++; }
+  }
+  return sqlite3_str_finish(x);
+}
+
+/* Match zName against zPat ({year}: 4 digits, {st}: 2 digits or "us",
+** {res}: letters and digits). 1 on a match, with what they stood for. */
+static int patMatch(const char *zPat, const char *zName, int *pYear,
+                    char *zSt){
+  while( *zPat ){
+    if( strncmp(zPat, "{year}", 6)==0 ){
+      if( strspn(zName, "0123456789")<4 ) return 0;
+      *pYear = (zName[0]-'0')*1000 + (zName[1]-'0')*100 + (zName[2]-'0')*10
+             + (zName[3]-'0');
+      zName += 4; zPat += 6;
+    }else if( strncmp(zPat, "{st}", 4)==0 ){
+      if( strspn(zName, "0123456789")<2 && strncmp(zName, "us", 2)!=0 ) return 0;
+      memcpy(zSt, zName, 2);
+      zSt[2] = 0;
+      zName += 2; zPat += 4;
+    }else if( strncmp(zPat, "{res}", 5)==0 ){
+      size_t n = 0;
+      while( isalnum((unsigned char)zName[n]) ) n++;
+      if( n==0 ) return 0;
+      zName += n; zPat += 5;
+    }else if( *zPat++!=*zName++ ){
+      return 0;
+    }
+  }
+  return *zName==0;
+}
+
+int trKindMatch(const TrKind *k, const char *zPath, int *pYear, char *zSt){
+  const char *zBase = strrchr(zPath, '/');
+  const char *zPat = strrchr(k->zFile, '/');
+  int year = 0;
+  char zS[3] = "";
+  zBase = zBase ? zBase+1 : zPath;
+  zPat = zPat ? zPat+1 : k->zFile;
+  if( !patMatch(zPat, zBase, &year, zS) ) return 0;
+  if( !trKindCovers(k, year) ) return 0;
+  if( pYear ) *pYear = year;
+  if( zSt ) memcpy(zSt, zS, 3);
+  return 1;
+}
+
+const TrKind *trKindForFile(const char *zName, const char *zPath, int *pYear){
+  int i;
+  for(i=0; i<N_KIND; i++){
+    if( sqlite3_stricmp(aKind[i].zName, zName)==0
+     && trKindMatch(&aKind[i], zPath, pYear, 0) ){
+      return &aKind[i];
+    }
+  }
+  return 0;
 }
 
 /* ---- census_layers ------------------------------------------------------ */
 
 #define KL_SCHEMA "CREATE TABLE x(name TEXT, tag TEXT, scope TEXT, " \
   "first_year INTEGER, last_year INTEGER, resolutions TEXT, key TEXT, " \
-  "grp TEXT, fields TEXT, file TEXT)"
+  "grp TEXT, fields TEXT, file TEXT, answer TEXT)"
 
 typedef struct KindCursor KindCursor;
 struct KindCursor {
@@ -280,7 +334,7 @@ static int kindColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
   switch( i ){
     case 0: sqlite3_result_text(ctx, k->zName, -1, SQLITE_STATIC); break;
     case 1: sqlite3_result_text(ctx, k->zTag, -1, SQLITE_STATIC); break;
-    case 2: sqlite3_result_text(ctx, k->bNational ? "national" : "state", -1,
+    case 2: sqlite3_result_text(ctx, trKindNational(k) ? "national" : "state", -1,
                                 SQLITE_STATIC); break;
     case 3: sqlite3_result_int(ctx, k->yearFirst); break;
     case 4: if( k->yearLast ) sqlite3_result_int(ctx, k->yearLast); break;
@@ -289,11 +343,9 @@ static int kindColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int i){
     case 7: if( k->zGroup ) sqlite3_result_text(ctx, k->zGroup, -1,
                                                 SQLITE_STATIC); break;
     case 8: sqlite3_result_text(ctx, k->zFields, -1, SQLITE_STATIC); break;
-    case 9:
-      sqlite3_result_text(ctx, sqlite3_mprintf("GENZ{year}/shp/cb_{year}_%s_"
-          "%s_{resolution}.zip", k->bNational ? "us" : "{SS}", k->zTag), -1,
-          sqlite3_free);
-      break;
+    case 9: sqlite3_result_text(ctx, k->zFile, -1, SQLITE_STATIC); break;
+    case 10: sqlite3_result_text(ctx, k->zKeyExpr ? k->zKeyExpr : k->zKey, -1,
+                                 SQLITE_STATIC); break;
   }
   return SQLITE_OK;
 }

@@ -115,10 +115,11 @@ typedef struct TrKind TrKind;
 struct TrKind {
   const char *zName;        /* layer name and table, "tracts" */
   const char *zTag;         /* file tag, "tract" */
-  int bNational;            /* one national file ("us") */
+  const char *zFile;        /* path pattern under base_url, {year} {st} {res} */
   int yearFirst, yearLast;  /* vintages of this line (yearLast 0: open) */
   const char *zRes;         /* resolutions, "500k,5m,20m" */
   const char *zKey;         /* key column */
+  const char *zKeyExpr;     /* what boundary_of returns, if not the key */
   const char *zGroup;       /* column a file replaces rows by, or NULL */
   const char *zFields;      /* "STATEFP ... ALAND:i AWATER:i" */
 };
@@ -127,8 +128,8 @@ struct TrKind {
 typedef struct TrLayer TrLayer;
 struct TrLayer {
   const char *zName;        /* layer name, e.g. "tracts" */
-  const char *zFileTag;     /* the part of cb_YYYY_SS_<tag>_500k, "tract";
-                            ** NULL for a user layer */
+  const char *zFileTag;     /* the census file tag ("tract"), NULL for a
+                            ** user layer (pKind has the file naming) */
   const char *zTable;       /* table holding the polygons (= zName) */
   const char *zKey;         /* key column, e.g. "GEOID" */
   const char *zGroup;       /* column a file replaces rows by: "STATEFP";

@@ -113,7 +113,6 @@ void trConfigFree(TractsConn *pConn);
 int trRegistryRegister(sqlite3 *db, TractsConn *pConn);
 const TrKind *trKindFind(const char *zName, int year);
 int trKindCovers(const TrKind *k, int year);   /* 1 if it publishes year */
-const TrKind *trKindByTag(const char *zTag);
 const char *trKindName(int i);   /* i-th distinct census name, or NULL */
 /* Check a layer name: 1 a census layer (its census name in zBase[64],
 ** the vintage of a "_YYYY" suffix in *pYear), 0 a user layer (the name,
@@ -126,9 +125,16 @@ TrLayer *trLayerCensus(const TrKind *k, const char *zName, int year, int srid);
 TrLayer *trLayerUser(const char *zName, const TrField *aField, int nField,
                      const char *zKey, int srid, char **pzErr);
 void trLayerFree(TrLayer *p);
-/* "cb_2019_44_tract_500k.zip" (sqlite3_malloc'd). */
+/* The path of a file of line k under base_url,
+** "GENZ2019/shp/cb_2019_44_tract_500k.zip" (sqlite3_malloc'd). */
 char *trKindFile(const TrKind *k, int year, const char *zState,
                  const char *zRes);
+int trKindNational(const TrKind *k);      /* one national file */
+/* 1 if the base name of zPath is a file of line k (of a year it covers):
+** the year into *pYear, the state ("44", "us") into zSt[3] if not NULL. */
+int trKindMatch(const TrKind *k, const char *zPath, int *pYear, char *zSt);
+/* The line of census layer zName whose files zPath is named like. */
+const TrKind *trKindForFile(const char *zName, const char *zPath, int *pYear);
 
 /* layer.c */
 int trLayerRegister(sqlite3 *db, TractsConn *pConn);

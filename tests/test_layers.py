@@ -64,6 +64,10 @@ def setup():
             "--vertices", "40", "--layer", layer)
     gen("--out", shp_dir(2020), "--states", "RI,MA", "--tracts", "340",
         "--vertices", "40", "--layer", "zcta", "--year", "2020", "--seed", "9")
+    gz = os.path.join(MIRROR, "geo", "tiger", "GENZ2010")
+    for layer in ("tract", "county"):
+        gen("--out", gz, "--states", "RI,MA", "--tracts", "300", "--vertices",
+            "40", "--year", "2010", "--gz", "--layer", layer)
     _server, _thread, _port = census_server.start(MIRROR)
 
 
@@ -104,10 +108,16 @@ def test_census_layers_lists_every_layer_and_its_naming():
     t = [r for r in got if r["name"] == "tracts"][0]
     eq((t["tag"], t["scope"], t["key"], t["grp"]),
        ("tract", "state", "GEOID", "STATEFP"))
-    eq(t["file"], "GENZ{year}/shp/cb_{year}_{SS}_tract_{resolution}.zip")
+    eq(t["file"], "GENZ{year}/shp/cb_{year}_{st}_tract_{res}.zip")
+    eq(t["answer"], "GEOID")
+    t10 = [r for r in got if r["name"] == "tracts" and r["first_year"] == 2010][0]
+    eq((t10["file"], t10["key"], t10["answer"], t10["grp"], t10["last_year"]),
+       ("GENZ{year}/gz_{year}_{st}_140_00_{res}.zip", "GEO_ID",
+        "substr(GEO_ID, 10)", "STATE", 2010))
     z = [r for r in got if r["name"] == "zctas"]
     eq(sorted((r["tag"], r["first_year"], r["last_year"], r["key"]) for r in z),
-       [("zcta510", 2013, 2019, "GEOID10"), ("zcta520", 2020, None, "GEOID20")])
+       [("860", 2010, 2010, "GEO_ID"), ("zcta510", 2013, 2019, "GEOID10"),
+        ("zcta520", 2020, None, "GEOID20")])
     c2 = [r for r in got if r["name"] == "counties"][0]
     eq((c2["scope"], c2["resolutions"]), ("national", "500k,5m,20m"))
 
@@ -213,6 +223,57 @@ def test_vintages_side_by_side():
     eq(c.execute("select year from tracts_layers where layer='tracts'").fetchone()[0], 2020)
     eq(c.execute("select group_concat(distinct year) from tracts_files where "
                  "layer='tracts'").fetchone()[0], "2020")
+
+
+def gz(st, level):
+    return os.path.join(MIRROR, "geo", "tiger", "GENZ2010",
+                        "gz_2010_%s_%s_00_500k.zip" % (st, level))
+
+
+def test_2010_files_answer_geoids():
+    """The 2010 layout (gz_2010_SS_140_00, keyed by GEO_ID): loaded as
+    tracts_2010 it answers 11-digit GEOIDs, the same as the 2019 files of
+    the same geometry; it fetches from GENZ2010/ and joins in one pass
+    with 2020 tracts."""
+    setup()
+    c = connect()
+    r = rows(c, "select * from load_boundaries('tracts_2010', ?)",
+             os.path.dirname(gz("44", "140")))
+    eq([(x["state"], x["year"], x["error"]) for x in r],
+       [("25", 2010, None), ("44", 2010, None)])
+    eq(c.execute("select kind, year, key from tracts_layers").fetchone(),
+       ("tracts", 2010, "GEO_ID"))
+    eq(c.execute("select typeof(CENSUSAREA), substr(GEO_ID, 1, 9) from "
+                 "tracts_2010 limit 1").fetchone(), ("real", "1400000US"))
+    c.execute("select * from load_tracts(?)", (shp_dir(2019),)).fetchall()
+    n = 0
+    for lon, lat in points(c, "tracts", 1500, 13):
+        a, b = c.execute("select boundary_of('tracts_2010', ?1, ?2), "
+                         "tract_of(?1, ?2)", (lon, lat)).fetchone()
+        eq(a, b, "2010 answer")
+        n += a is not None
+    assert n > 500, n
+    # a 2010 file into a cb_ layer, and the reverse, are refused
+    expect_error(c, "select * from load_boundaries('tracts_2020', ?)",
+                 (gz("44", "140"),),
+                 "load_boundaries: %s: the .dbf has no field STATEFP" % gz("44", "140"))
+    r = rows(c, "select * from load_boundaries('counties_2010', ?)", gz("us", "050"))
+    eq(r[0]["error"], None)
+    e = Env("gz")
+    r = rows(e.c, "select * from fetch_boundaries('tracts_2010', 'RI')")
+    eq(r[0]["error"], None)
+    assert r[0]["url"].endswith("/GENZ2010/gz_2010_44_140_00_500k.zip"), r[0]["url"]
+    r = rows(e.c, "select * from fetch_boundaries('tracts', 'RI', 2020)")
+    eq(r[0]["error"], None)
+    e.c.execute("create table pts(lon, lat)")
+    e.c.executemany("insert into pts values(?, ?)", points(e.c, "tracts", 3000, 2))
+    e.c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2, "
+                "'tracts_2010,tracts')")
+    eq(e.c.execute("select count(*) from out join pts on pts.rowid=out.id where "
+                   "tracts_2010 is not boundary_of('tracts_2010', lon, lat) or "
+                   "tracts is not tract_of(lon, lat)").fetchone()[0], 0)
+    eq(e.c.execute("select min(length(tracts_2010)), max(length(tracts_2010)) "
+                   "from out").fetchone(), (11, 11))
 
 
 def test_zcta_vintages_have_their_own_names_and_keys():
@@ -644,9 +705,9 @@ def test_fetch_for_points_routes_with_the_states_layer():
              "table is missing or NULL"),
             (("tracts", "pts", "my lon", "lat", "x"), "fetch_for_points: year "
              "must be an integer from 1990 to 2100"),
-            (("tracts", "pts", "my lon", "lat", 2010), "fetch_for_points: the "
-             "Census Bureau publishes no cartographic (cb_) states file for "
-             "2010: the series starts in 2013")):
+            (("tracts", "pts", "my lon", "lat", 2012), "fetch_for_points: the "
+             "Census Bureau publishes no cartographic states file for 2012 "
+             "(census_layers lists the years of each layer)")):
         expect_error(e.c, "select * from fetch_for_points(%s)" %
                      ",".join("?" * len(args)), args, msg)
 
@@ -658,9 +719,9 @@ def test_fetch_boundaries_errors():
              "(census_layers lists them: states counties tracts block_groups "
              "zctas places county_subdivisions); load_boundaries loads your "
              "own files"),
-            (("tracts_2010", "RI"), "fetch_boundaries: the Census Bureau "
-             "publishes no cartographic (cb_) tracts file for 2010: the series "
-             "starts in 2013"),
+            (("tracts_2011", "RI"), "fetch_boundaries: the Census Bureau "
+             "publishes no cartographic tracts file for 2011 (census_layers "
+             "lists the years of each layer)"),
             (("counties", "RI"), "fetch_boundaries: counties come in one "
              "national file: give '*' as the states"),
             (("tracts", "RI", 2019, "5m"), "fetch_boundaries: tracts are "

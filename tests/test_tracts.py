@@ -596,8 +596,8 @@ def test_bad_paths():
     empty = os.path.join(FX, "emptydir")
     os.makedirs(empty, exist_ok=True)
     expect_error(c, "select * from load_tracts(?)", (empty,),
-                 "load_tracts: no census tract zips (cb_YYYY_SS_tract_500k.zip)"
-                 " in '%s'" % empty)
+                 "load_tracts: no census tract zips "
+                 "(cb_{year}_{st}_tract_{res}.zip) in '%s'" % empty)
     eq(snapshot(c), before)
 
 
