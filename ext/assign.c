@@ -547,6 +547,24 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
                              "separated list such as 'tracts,counties')");
       goto done;
     }
+    /* the columns id, <layer>, <layer>_how must differ */
+    for(i=0; i<nLayer && zErr==0; i++){
+      int k;
+      if( sqlite3_stricmp(azLayer[i], "id")==0 ){
+        zErr = sqlite3_mprintf("tracts_assign: a layer named id would make a "
+                               "second column id");
+      }
+      for(k=0; k<nLayer && zErr==0; k++){
+        size_t m = strlen(azLayer[k]);
+        if( strncmp(azLayer[i], azLayer[k], m)==0
+         && sqlite3_stricmp(azLayer[i]+m, "_how")==0 ){
+          zErr = sqlite3_mprintf("tracts_assign: layers %s and %s would make "
+                                 "two columns %s", azLayer[k], azLayer[i],
+                                 azLayer[i]);
+        }
+      }
+    }
+    if( zErr ) goto done;
   }
   rc = trSplitName(db, azArg[0], &zSrcSchema, &zSrcTable);
   if( rc==SQLITE_OK ) rc = trSplitName(db, azArg[3], &zDstSchema, &zDstTable);

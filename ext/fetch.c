@@ -85,6 +85,7 @@
 #include "../include/tracts.h"
 #include "census_states.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
@@ -1968,7 +1969,28 @@ static int fpFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
       goto done;
     }
   }
-  if( zStates ) rc = fpFetch(db, c, azArg[0], zStates, year, &pTab->base.zErrMsg);
+  if( zStates ){
+    /* only the states the files come for (the states layer also has the
+    ** island areas: AS, GU, MP, VI have no per-state files here) */
+    char *zOut = zStates, *z = zStates;
+    while( *z ){
+      size_t n = strcspn(z, ",");
+      int k, v = (n==2 && isdigit((unsigned char)z[0])
+                  && isdigit((unsigned char)z[1])) ? atoi(z) : -1;
+      for(k=0; k<N_STATE && aState[k].iFips!=v; k++){}
+      if( k<N_STATE ){
+        if( zOut>zStates ) *zOut++ = ',';
+        memmove(zOut, z, 2);
+        zOut += 2;
+      }
+      z += n;
+      if( *z==',' ) z++;
+    }
+    *zOut = 0;
+    if( zStates[0] ){
+      rc = fpFetch(db, c, azArg[0], zStates, year, &pTab->base.zErrMsg);
+    }
+  }
 done:
   sqlite3_free(zStates);
   sqlite3_free(zSql);

@@ -150,9 +150,8 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
     }
     sqlite3_finalize(pCol);
     if( rc ){ sqlite3_free(sqlite3_str_finish(s)); return rc; }
-    sqlite3_str_appendf(s, "CREATE INDEX IF NOT EXISTS main.\"%w_%w\" ON "
-                        "\"%w\"(\"%w\");", p->zTable, p->zKey, p->zTable,
-                        p->zKey);
+    sqlite3_str_appendf(s, "CREATE INDEX IF NOT EXISTS main.\"%w_key_idx\" ON "
+                        "\"%w\"(\"%w\");", p->zTable, p->zTable, p->zKey);
   }
   sqlite3_str_appendf(s,
     "CREATE VIRTUAL TABLE IF NOT EXISTS main.\"%w_rtree\" USING "
@@ -377,10 +376,15 @@ static int layerCheck(sqlite3 *db, const TrLayer *L, int yearFile,
   sqlite3_stmt *pStmt = 0;
   int bLayer = 0, yearHeld = 0;
   char *zRtree = sqlite3_mprintf("%s_rtree", L->zTable);
-  int bTable;
+  int bTable, bOurs;
   if( zRtree==0 ) return SQLITE_NOMEM;
   bTable = hasTable(db, L->zTable) || hasTable(db, zRtree);
   sqlite3_free(zRtree);
+  /* a table is the layer's only with the triggers a load makes (a user
+  ** table made under the name of a dropped layer has none) */
+  bOurs = trSqlExists(db, "SELECT 1 FROM main.sqlite_schema WHERE type="
+                      "'trigger' AND name=?1||'_changed_i' COLLATE NOCASE",
+                      L->zTable);
   if( hasTable(db, "tracts_layers")
    && sqlite3_prepare_v2(db, "SELECT 1, (SELECT year FROM main.tracts_files "
         "WHERE layer=?1 AND year IS NOT NULL AND year<>?2) FROM "
@@ -393,7 +397,7 @@ static int layerCheck(sqlite3 *db, const TrLayer *L, int yearFile,
     }
     sqlite3_finalize(pStmt);
   }
-  if( bTable && !bLayer ){
+  if( bTable && !(bLayer && bOurs) ){
     *pzMsg = sqlite3_mprintf("the database has a table %s that is not a "
         "boundary layer; load the layer under another name", L->zTable);
     return SQLITE_ERROR;
@@ -402,6 +406,22 @@ static int layerCheck(sqlite3 *db, const TrLayer *L, int yearFile,
     *pzMsg = sqlite3_mprintf("the file holds %d boundaries; layer %s holds "
                              "%d ones", yearFile, L->zName, L->year);
     return SQLITE_ERROR;
+  }
+  if( L->pKind && bTable ){
+    /* a table made for another naming scheme (2010 or ZCTA 510 against
+    ** 520 columns) takes none of these files */
+    char *zQ = sqlite3_mprintf("SELECT 1 FROM pragma_table_info(%Q, 'main') "
+                               "WHERE name=?1 COLLATE NOCASE", L->zTable);
+    int bKey = zQ ? trSqlExists(db, zQ, L->zKey) : 0;
+    sqlite3_free(zQ);
+    if( !bKey ){
+      *pzMsg = sqlite3_mprintf("layer %s was made for other Census files (it "
+          "has no %s column); drop it first (DROP TABLE %s; DROP TABLE "
+          "%s_rtree) or load these under a vintage name such as %s_%d",
+          L->zName, L->zKey, L->zName, L->zName, L->pKind->zName,
+          yearFile ? yearFile : L->pKind->yearFirst);
+      return SQLITE_ERROR;
+    }
   }
   if( L->pKind && yearFile && yearHeld && bTable ){
     /* rows of another vintage still there? */
@@ -587,8 +607,12 @@ static int writerChunk(FileWriter *w, TrShapes *shp, int iFirst, char **pzErr){
       }else if( L->aField[k].bInteger ){
         /* numbers as numbers; what does not read as one is NULL */
         char *zEnd = 0;
-        long long v = L->aField[k].bInteger==1 ? strtoll(z, &zEnd, 10) : 0;
-        if( zEnd && zEnd!=z && *zEnd==0 ){
+        long long v;
+        errno = 0;
+        v = L->aField[k].bInteger==1 ? strtoll(z, &zEnd, 10) : 0;
+        if( errno==ERANGE ){
+          sqlite3_bind_text(w->pIns, k+1, z, -1, SQLITE_STATIC);  /* digits */
+        }else if( zEnd && zEnd!=z && *zEnd==0 ){
           sqlite3_bind_int64(w->pIns, k+1, v);
         }else{
           double d = strtod(z, &zEnd);
@@ -665,9 +689,10 @@ static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
         "layer=%Q;DELETE FROM main.tracts_files WHERE layer=%Q AND year<>%d",
         year, L->zName, L->zName, year);
     if( year==0 ){
+      /* a file whose name does not say its year: the layer keeps the
+      ** vintage it has (if any) */
       sqlite3_free(zSql);
-      zSql = sqlite3_mprintf("UPDATE main.tracts_layers SET year=NULL WHERE "
-                             "layer=%Q", L->zName);
+      zSql = sqlite3_mprintf("SELECT 1");
     }
     rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
     sqlite3_free(zSql);

@@ -597,7 +597,16 @@ TrLookup *trLookupGet(TractsConn *pConn, const char *zLayer,
       return p;
     }
   }
-  if( lookupBuild(pConn, p, zFunc, pzErr) ) return 0;
+  if( lookupBuild(pConn, p, zFunc, pzErr) ){
+    if( p->iGen<0 && pConn->pLookup==p && p->pIdx==0 ){
+      /* no such layer: forget the name (boundary_of(:any, ...) would grow
+      ** the list); lookupGet put it first */
+      pConn->pLookup = p->pNext;
+      lookupClear(p);
+      sqlite3_free(p);
+    }
+    return 0;
+  }
   return p;
 }
 

@@ -78,6 +78,19 @@ static void kindNames(sqlite3_str *s){
   }
 }
 
+/* 1 if a table of this name would hide one of the extension's table-
+** valued functions. */
+static int isFunctionName(const char *z){
+  static const char *az[] = { "census_layers", "load_boundaries",
+    "load_tracts", "fetch_boundaries", "fetch_tracts", "fetch_for_points",
+    "monitor_samples", "monitor_marks", "json_each", "json_tree" };
+  size_t i;
+  for(i=0; i<sizeof(az)/sizeof(az[0]); i++){
+    if( sqlite3_stricmp(az[i], z)==0 ) return 1;
+  }
+  return 0;
+}
+
 int trLayerName(const char *zLayer, char *zBase, int *pYear, char **pzErr){
   size_t n, i;
   *pYear = 0;
@@ -109,6 +122,8 @@ int trLayerName(const char *zLayer, char *zBase, int *pYear, char **pzErr){
   if( i<n || n>48 || isdigit((unsigned char)zLayer[0])
    || sqlite3_strnicmp(zLayer, "tracts_", 7)==0
    || sqlite3_strnicmp(zLayer, "sqlite_", 7)==0
+   || sqlite3_strnicmp(zLayer, "pragma_", 7)==0
+   || isFunctionName(zLayer)
    || (n>=6 && sqlite3_stricmp(zLayer+n-6, "_rtree")==0) ){
     sqlite3_str *s = sqlite3_str_new(0);
     sqlite3_str_appendf(s, "'%s' is not a layer name: census layers are ",
@@ -116,7 +131,8 @@ int trLayerName(const char *zLayer, char *zBase, int *pYear, char **pzErr){
     kindNames(s);
     sqlite3_str_appendf(s, " (with an optional _YYYY vintage); a layer of "
         "your own is named with letters, digits and _ (at most 48, not "
-        "starting with a digit, tracts_ or sqlite_, not ending in _rtree)");
+        "starting with a digit, tracts_, sqlite_ or pragma_, not ending in "
+        "_rtree, not the name of a table function)");
     *pzErr = sqlite3_str_finish(s);
     return -1;
   }
@@ -134,6 +150,7 @@ struct LayerBox {
   char zKey[16];
   char zGroup[16];
   char azField[TR_MAX_FIELDS][16];
+  char azDbf[TR_MAX_FIELDS][16];      /* DBF names, where they differ */
 };
 
 TrLayer *trLayerCensus(const TrKind *k, const char *zName, int year, int srid){
@@ -170,21 +187,37 @@ TrLayer *trLayerUser(const char *zName, const TrField *aField, int nField,
                      const char *zKey, int srid, char **pzErr){
   LayerBox *b;
   int i, j, n = 0, iKey = -1;
-  if( nField>TR_MAX_FIELDS ) nField = TR_MAX_FIELDS;
+  if( nField>TR_MAX_FIELDS ){
+    *pzErr = sqlite3_mprintf("the .dbf has %d fields (at most %d are loaded)",
+                             nField, TR_MAX_FIELDS);
+    return 0;
+  }
   b = sqlite3_malloc(sizeof(LayerBox));
   if( b==0 ) return 0;
   memset(b, 0, sizeof(*b));
   snprintf(b->zName, sizeof(b->zName), "%s", zName);
   for(i=0; i<nField; i++){
-    const char *zF = aField[i].zName;
+    char zF[16];
     /* unnamed fields, and a second field of a name (SQLite's names
-    ** ignore case) or "geometry", are not copied */
+    ** ignore case) or "geometry", are not copied; a field named like the
+    ** rowid is renamed (the R*Tree follows the real one) */
+    snprintf(zF, sizeof(zF), "%s", aField[i].zName);
     if( zF[0]==0 || sqlite3_stricmp(zF, "geometry")==0 ) continue;
+    if( sqlite3_stricmp(zF, "rowid")==0 || sqlite3_stricmp(zF, "oid")==0
+     || sqlite3_stricmp(zF, "_rowid_")==0 ){
+      size_t m = strlen(zF);
+      zF[m] = '_';
+      zF[m+1] = 0;
+    }
     for(j=0; j<n && sqlite3_stricmp(b->azField[j], zF)!=0; j++){}
     if( j<n ) continue;
     snprintf(b->azField[n], sizeof(b->azField[n]), "%s", zF);
     b->aField[n].zName = b->azField[n];
     b->aField[n].bInteger = aField[i].bInteger;
+    if( strcmp(zF, aField[i].zName)!=0 ){
+      snprintf(b->azDbf[n], sizeof(b->azDbf[n]), "%s", aField[i].zName);
+      b->aField[n].zDbf = b->azDbf[n];
+    }
     if( iKey<0 && sqlite3_stricmp(zF, zKey ? zKey : "GEOID")==0 ) iKey = n;
     n++;
   }

@@ -589,9 +589,9 @@ static int openCheck(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
     goto done;
   }
   for(i=0; i<pLayer->nField; i++){
-    aiField[i] = DBFGetFieldIndex(hDbf, pLayer->aField[i].zName);
+    aiField[i] = DBFGetFieldIndex(hDbf, trFieldDbf(&pLayer->aField[i]));
     if( aiField[i]<0 ){
-      setErr(p, "the .dbf has no field %s", pLayer->aField[i].zName);
+      setErr(p, "the .dbf has no field %s", trFieldDbf(&pLayer->aField[i]));
       goto done;
     }
   }
@@ -705,13 +705,13 @@ static int readRange(TrShapes *p, const TrLayer *pLayer, MemSet *pSet,
       r->azAttr = readAttrs(hDbf, cd, aiField, pLayer->nField, iRec, &iBad);
       if( r->azAttr==0 && iBad>=0 && zEnc[0] ){
         setErr(p, "record %d: field %s is not valid %s", iRec+1,
-               pLayer->aField[iBad].zName, zEnc);
+               trFieldDbf(&pLayer->aField[iBad]), zEnc);
         goto done;
       }
       if( r->azAttr==0 && iBad>=0 ){
         setErr(p, "record %d: field %s is not valid UTF-8 (for text in "
                "another encoding, a .cpg naming it, such as ISO-8859-1, "
-               "lets it load)", iRec+1, pLayer->aField[iBad].zName);
+               "lets it load)", iRec+1, trFieldDbf(&pLayer->aField[iBad]));
         goto done;
       }
       if( r->azAttr==0 ){ setErr(p, "out of memory"); goto done; }
@@ -1043,7 +1043,9 @@ TrField *trSourceFields(const TrSource *s, int *pnField){
       memcpy(z, zF, strlen(zF)+1);
       a[i].zName = z;
       z += 12;
-      a[i].bInteger = (c=='N' || c=='F') ? (nDec==0 ? 1 : 2) : 0;
+      /* numbers as numbers, except integers too wide for 64 bits: their
+      ** digits are kept as text */
+      a[i].bInteger = (c=='N' || c=='F') ? (nDec>0 ? 2 : nWidth>18 ? 0 : 1) : 0;
     }
     *pnField = n;
   }

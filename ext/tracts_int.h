@@ -106,9 +106,11 @@ GEOSContextHandle_t trGeosInit(TrGeosErr *pErr);
 /* One attribute column of a layer: a DBF field copied to a table column. */
 typedef struct TrField TrField;
 struct TrField {
-  const char *zName;   /* DBF field name = column name */
+  const char *zName;   /* column name (and DBF field name) */
   int bInteger;        /* column type: 1 INTEGER, 2 REAL, 0 TEXT */
+  const char *zDbf;    /* the DBF field, when not zName (or NULL) */
 };
+#define trFieldDbf(f) ((f)->zDbf ? (f)->zDbf : (f)->zName)
 
 /* A Census layer: one line of census_layers.h. */
 typedef struct TrKind TrKind;
@@ -188,8 +190,8 @@ int trSourceOpenZipMem(TrSource **pp, const TrLayer *pLayer,
                        const void *pZip, size_t nZip, char *zErr);
 int trSourceCount(const TrSource *s);          /* records */
 /* The DBF's fields (names, and 1 INTEGER / 2 REAL / 0 TEXT from the
-** field type) in one malloc'd block (free() it); *pnField entries. NULL
-** on OOM. */
+** field type: N without decimals INTEGER up to 18 digits, TEXT wider) in
+** one malloc'd block (free() it); *pnField entries. NULL on OOM. */
 TrField *trSourceFields(const TrSource *s, int *pnField);
 const char *trSourceSha256(const TrSource *s); /* of the file, hex */
 /* Records [iFirst, iFirst+n) into *p, validated (GEOS where the fast
