@@ -1,7 +1,7 @@
 #!/bin/sh
 # examples/demo.sh - make demo: sample census tract zips for Rhode Island
-# and Massachusetts (generated in the exact Census layout by
-# build/gentracts), served on 127.0.0.1 by a local mirror of the Census
+# and Massachusetts, and their counties' national file (generated in the
+# exact Census layout by build/gentracts), served on 127.0.0.1 by a local mirror of the Census
 # server (tests/census_server.py, with 100 ms latency per request), 200,000
 # points clustered like businesses, then examples/demo.sql end to end: it
 # fetches the zips from the mirror, loads them and joins. No internet.
@@ -15,6 +15,7 @@ SHP=$D/mirror/geo/tiger/GENZ2019/shp
 rm -rf $D/mirror $D/cache
 mkdir -p $SHP
 build/gentracts --out $SHP --states RI,MA --tracts 1700 > /dev/null
+build/gentracts --out $SHP --states RI,MA --tracts 1700 --layer county > /dev/null
 echo '[{"match": "*", "latency_ms": 100}]' > $D/mirror-rules.json
 /usr/bin/python3 tests/census_server.py --root $D/mirror \
   --rules $D/mirror-rules.json > $D/mirror.port &
@@ -30,5 +31,6 @@ rm -f $D/demo.db
 build/genpoints --db $D/demo.db --table points --n 200000 --states RI,MA > /dev/null
 echo "points:     $D/demo.db, table points(id, lon, lat), 200000 rows"
 sqlite3 $D/demo.db < examples/demo.sql
-echo "results:    $D/demo.db, table points_tract(id, geoid, how)"
+echo "results:    $D/demo.db, tables points_tract(id, geoid, how) and"
+echo "            points_geo(id, tracts, tracts_how, counties, counties_how)"
 echo "chart:      $D/usage.png (CPU and memory over the run)"

@@ -45,15 +45,25 @@ SELECT geoid, count(*) AS points
   FROM points_tract WHERE geoid IS NOT NULL
  GROUP BY geoid ORDER BY points DESC LIMIT 5;
 
--- 4. Stop the monitor and chart it next to the database.
+-- 4. Other boundary layers: the counties (one national file), assigned
+--    with the tracts in one pass over the points.
+SELECT state, status, features, error FROM fetch_boundaries('counties', '*');
+SELECT tracts_assign('points', 'lon', 'lat', 'points_geo', NULL,
+                     'tracts,counties') AS rows_written;
+SELECT counties AS county, count(*) AS points, count(DISTINCT tracts) AS tracts
+  FROM points_geo WHERE counties IS NOT NULL
+ GROUP BY 1 ORDER BY 2 DESC LIMIT 5;
+
+-- 5. Stop the monitor and chart it next to the database.
 SELECT monitor_stop() AS samples;
 SELECT round(max(cpu_pct)) AS peak_cpu_pct,
        round(max(rss_bytes + children_pss_bytes) / 1048576.0) AS peak_mib
   FROM monitor_samples;
 SELECT monitor_plot('build/demo/usage.png', 'tracts demo: load, index, join') AS chart;
 
--- 5. One point by hand, and the files behind the answers.
-SELECT id, lon, lat, tract_of(lon, lat) AS tract FROM points WHERE id = 1;
-SELECT state, substr(file, instr(file, 'cb_')) AS file, year, tracts,
+-- 6. One point by hand, and the files behind the answers.
+SELECT id, lon, lat, tract_of(lon, lat) AS tract,
+       boundary_of('counties', lon, lat) AS county FROM points WHERE id = 1;
+SELECT layer, state, substr(file, instr(file, 'cb_')) AS file, year, tracts,
        substr(sha256, 1, 12) AS sha256
-  FROM tracts_files ORDER BY state;
+  FROM tracts_files ORDER BY layer, state;
