@@ -92,6 +92,7 @@ struct PipNode {
   uint32_t iBase;     /* first cell word in aCell */
   uint8_t shift;      /* log2 of a cell's side, in units */
   uint8_t bits;       /* log2 of cells per side */
+  uint16_t spare;     /* 0: a saved index holds no uninitialised bytes */
 };
 
 struct PipIndex {
@@ -902,6 +903,7 @@ static uint32_t buildCell(PipBuilder *b, int64_t x0, int64_t y0, int shift,
   b->aNode[nNode].iBase = (uint32_t)iBase;
   b->aNode[nNode].shift = (uint8_t)cs;
   b->aNode[nNode].bits = (uint8_t)bits;
+  b->aNode[nNode].spare = 0;
 
   /* distribute the edges: count, then fill */
   aOff = calloc((size_t)n*n + 1, sizeof(size_t));

@@ -50,6 +50,17 @@ select * from fetch_boundaries('counties', 'RI');
 select * from fetch_for_points('tracts', 'pts', 'lon', 'lat');
 SQL
 done
+# a file database: the saved index is written to disk (no byte of it
+# may be uninitialised) and read back by the next connection
+rm -f $VG/saved.db
+for i in 1 2; do
+  cat >> "$SCRIPT" <<SQL
+.open $VG/saved.db
+.load ${EXT%.so}
+select count(*) from load_tracts('$ZIP') where $i = 1;
+select tract_of(-71.45, 41.55), count(*) from tracts_index;
+SQL
+done
 echo ".open :memory:" >> "$SCRIPT"
 valgrind --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect \
   --suppressions=tests/valgrind.supp \
