@@ -1042,6 +1042,7 @@ TrField *trSourceFields(const TrSource *s, int *pnField){
       c = DBFGetNativeFieldType(hDbf, i);
       memcpy(z, zF, strlen(zF)+1);
       a[i].zName = z;
+      a[i].zDbf = 0;
       z += 12;
       /* numbers as numbers, except integers too wide for 64 bits: their
       ** digits are kept as text */

@@ -24,12 +24,10 @@ static const TrField aField[] = {
 static const TrLayer layer = { "tracts", "tract", "tracts", "GEOID",
   "STATEFP", 9, aField };
 
-int LLVMFuzzerTestOneInput(const uint8_t *a, size_t n){
-  TrSource *s = 0;
+/* Read every record of s, and parse each blob back. */
+static void readAll(TrSource *s){
   TrShapes shp;
-  char zErr[TR_ERR_SIZE];
   int i;
-  if( trSourceOpenZipMem(&s, &layer, a, n, zErr) ) return 0;
   if( trSourceRead(s, 0, trSourceCount(s), 1, &shp)==0 ){
     for(i=0; i<shp.nRec; i++){
       TrGeom g;
@@ -39,6 +37,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *a, size_t n){
     }
     trShapesFree(&shp);
   }
-  trSourceClose(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *a, size_t n){
+  TrSource *s = 0;
+  TrLayer user;
+  char zErr[TR_ERR_SIZE];
+  /* as a census tract file */
+  if( trSourceOpenZipMem(&s, &layer, a, n, zErr)==0 ){
+    readAll(s);
+    trSourceClose(s);
+  }
+  /* as a file of the user's own (load_boundaries' way): opened with no
+  ** field, its DBF fields listed, then read with all of them; the CRS
+  ** stated as NAD27 on every other input */
+  memset(&user, 0, sizeof(user));
+  user.zName = user.zTable = "mine";
+  user.srid = (n & 1) ? 4267 : 0;
+  if( trSourceOpenZipMem(&s, &user, a, n, zErr)==0 ){
+    int nField = 0;
+    TrField *aField = trSourceFields(s, &nField);
+    trSourceClose(s);
+    s = 0;
+    if( aField && nField<=TR_MAX_FIELDS ){
+      user.aField = aField;
+      user.nField = nField;
+      if( trSourceOpenZipMem(&s, &user, a, n, zErr)==0 ){
+        readAll(s);
+        trSourceClose(s);
+      }
+    }
+    free(aField);
+  }
   return 0;
 }
