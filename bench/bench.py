@@ -30,7 +30,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
-from common import tree_mem  # noqa: E402
+from common import cpu_model, tree_mem  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B = os.path.join(ROOT, "build")
@@ -130,8 +130,7 @@ def main():
     states, natzip, pts = data(a.points)
     out = []
     say = lambda s="": (print(s), out.append(s))
-    cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | sed 's/.*: *//'"],
-                         capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
     say("# tracts benchmark")
     say()
     say("Machine: %d cores (%s), %s. Data: 52 generated state zips, 74,000 "

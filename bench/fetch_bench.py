@@ -69,6 +69,9 @@ import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+from common import cpu_model  # noqa: E402
 import urllib.request
 import zipfile
 
@@ -543,8 +546,7 @@ def run_all(a, srv, src, largest):
 def report(a, src, total, largest, results, extra, largest_w, load_w):
     out = []
     say = lambda s="": (print(s), out.append(s))
-    cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | sed 's/.*: *//'"],
-                         capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
     med = lambda key, j: statistics.median(x[j] for x in results[key])
     ideal = total / (CONNS * RATE)
     lsize = src[largest][0]

@@ -49,6 +49,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+from common import cpu_model  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B = os.path.join(ROOT, "build")
 D = os.path.join(B, "bench-layers")
@@ -280,8 +283,7 @@ def main():
     # ---- report
     out = []
     say = lambda s="": (print(s), out.append(s))
-    cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | sed 's/.*: *//'"],
-                         capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
     say("# tracts_assign over several layers: one pass against one per layer")
     say()
     say("Machine: %d cores (%s), %s, SQLite %s (Python's). Data (%s): tracts "

@@ -633,31 +633,10 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   /* the columns must exist: a double-quoted name that does not would be
   ** read by SQLite as a string literal */
   for(i=1; i<=2; i++){
-    sqlite3_stmt *pCol = 0;
-    int bFound = 0;
-    rc = sqlite3_prepare_v2(db, zSrcSchema
-          ? "SELECT 1 FROM pragma_table_xinfo(?1, ?2) WHERE name=?3 COLLATE NOCASE"
-          : "SELECT 1 FROM pragma_table_xinfo(?1) WHERE name=?3 COLLATE NOCASE",
-          -1, &pCol, 0);
-    if( rc ){ sqlite3_finalize(pCol); goto done; }
-    sqlite3_bind_text(pCol, 1, zSrcTable, -1, SQLITE_STATIC);
-    if( zSrcSchema ) sqlite3_bind_text(pCol, 2, zSrcSchema, -1, SQLITE_STATIC);
-    sqlite3_bind_text(pCol, 3, azArg[i], -1, SQLITE_STATIC);
-    bFound = sqlite3_step(pCol)==SQLITE_ROW;
-    sqlite3_finalize(pCol);
-    if( !bFound ){
-      sqlite3_stmt *pTab = 0;
-      int bTable;
-      rc = sqlite3_prepare_v2(db, zSrcSchema
-            ? "SELECT 1 FROM pragma_table_xinfo(?1, ?2)"
-            : "SELECT 1 FROM pragma_table_xinfo(?1)", -1, &pTab, 0);
-      if( rc ){ sqlite3_finalize(pTab); goto done; }
-      sqlite3_bind_text(pTab, 1, zSrcTable, -1, SQLITE_STATIC);
-      if( zSrcSchema ) sqlite3_bind_text(pTab, 2, zSrcSchema, -1, SQLITE_STATIC);
-      bTable = sqlite3_step(pTab)==SQLITE_ROW;
-      sqlite3_finalize(pTab);
-      zErr = bTable ? sqlite3_mprintf("tracts_assign: no such column: %s", azArg[i])
-                    : sqlite3_mprintf("tracts_assign: no such table: %s", azArg[0]);
+    if( !trHasColumn(db, zSrcSchema, zSrcTable, azArg[i]) ){
+      zErr = trHasColumn(db, zSrcSchema, zSrcTable, 0)
+           ? sqlite3_mprintf("tracts_assign: no such column: %s", azArg[i])
+           : sqlite3_mprintf("tracts_assign: no such table: %s", azArg[0]);
       goto done;
     }
   }

@@ -1521,14 +1521,9 @@ static int ftFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
     if( trLayerName(zLayer, zLayerBase, &yearName, &zMsg)!=1 ){
       if( zMsg==0 ){
         sqlite3_str *x = sqlite3_str_new(0);
-        int k;
         sqlite3_str_appendf(x, "%s is not a census layer (census_layers "
-                            "lists them:", zLayer);
-        for(k=0; k<100; k++){
-          const char *z = trKindName(k);
-          if( z==0 ) break;
-          sqlite3_str_appendf(x, " %s", z);
-        }
+                            "lists them: ", zLayer);
+        trKindNames(x, " ");
         sqlite3_str_appendf(x, "); load_boundaries loads your own files");
         zMsg = sqlite3_str_finish(x);
       }
@@ -1919,14 +1914,7 @@ static int fpFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
   rc = trSplitName(db, azArg[1], &zSchema, &zTable);
   if( rc ) goto done;
   for(i=2; i<4; i++){
-    char *zQ = zSchema
-      ? sqlite3_mprintf("SELECT 1 FROM pragma_table_xinfo(%Q, %Q) WHERE "
-                        "name=?1 COLLATE NOCASE", zTable, zSchema)
-      : sqlite3_mprintf("SELECT 1 FROM pragma_table_xinfo(%Q) WHERE "
-                        "name=?1 COLLATE NOCASE", zTable);
-    int b = zQ ? trSqlExists(db, zQ, azArg[i]) : 0;
-    sqlite3_free(zQ);
-    if( !b ){
+    if( !trHasColumn(db, zSchema, zTable, azArg[i]) ){
       pTab->base.zErrMsg = sqlite3_mprintf("fetch_for_points: no such column "
                                            "%s in %s", azArg[i], azArg[1]);
       rc = SQLITE_ERROR;

@@ -39,7 +39,7 @@
 **   touch SQLite. This thread writes each file, in order, inside one
 **   SAVEPOINT: the rows of every state the file holds are deleted when the
 **   state first appears and the new ones inserted as chunks arrive (a
-**   layer without a group column is dropped and made anew instead). Any
+**   layer without a group column loses all its rows first). Any
 **   failure rolls the savepoint back, so a file is loaded whole or not at
 **   all, and loading a state again replaces it. Before writing, the
 **   layer's table must be a layer's (never a user table of that name) and
@@ -83,19 +83,15 @@ static int hasTable(sqlite3 *db, const char *zName){
                      "('table','view') AND name=?1 COLLATE NOCASE", zName);
 }
 
+/* The column type of field f. */
+static const char *colType(const TrField *f){
+  return f->bInteger==1 ? "INTEGER" : f->bInteger==2 ? "REAL" : "TEXT";
+}
+
 /* Add the columns kind, year and key to a tracts_layers made before
 ** layers other than tracts existed. */
 static int layersMigrate(sqlite3 *db, char **pzErr){
-  sqlite3_stmt *pStmt = 0;
-  int bHas = 1, rc;
-  rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_table_info("
-                          "'tracts_layers', 'main') WHERE name='key'", -1,
-                          &pStmt, 0);
-  if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-    bHas = sqlite3_column_int(pStmt, 0)>0;
-  }
-  sqlite3_finalize(pStmt);
-  if( rc || bHas ) return rc;
+  if( trHasColumn(db, "main", "tracts_layers", "key") ) return SQLITE_OK;
   return sqlite3_exec(db, "ALTER TABLE main.tracts_layers ADD COLUMN kind TEXT;"
       "ALTER TABLE main.tracts_layers ADD COLUMN year INTEGER;"
       "ALTER TABLE main.tracts_layers ADD COLUMN key TEXT;", 0, 0, pzErr);
@@ -119,8 +115,7 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
   sqlite3_str_appendf(s, "CREATE TABLE IF NOT EXISTS main.\"%w\"(", p->zTable);
   for(i=0; i<p->nField; i++){
     const TrField *f = &p->aField[i];
-    sqlite3_str_appendf(s, "\"%w\" %s%s, ", f->zName,
-        f->bInteger==1 ? "INTEGER" : f->bInteger==2 ? "REAL" : "TEXT",
+    sqlite3_str_appendf(s, "\"%w\" %s%s, ", f->zName, colType(f),
         p->pKind && strcmp(f->zName, p->zKey)==0 ? " PRIMARY KEY NOT NULL"
         : p->zGroup && strcmp(f->zName, p->zGroup)==0 ? " NOT NULL" : "");
   }
@@ -133,23 +128,14 @@ int trLayerEnsureSchema(sqlite3 *db, const TrLayer *p, char **pzErr){
   if( !p->pKind ){
     /* a layer of one's own reloaded from another file: its new fields
     ** become columns too */
-    sqlite3_stmt *pCol = 0;
-    char *zQ = sqlite3_mprintf("SELECT 1 FROM pragma_table_info(%Q, 'main') "
-                               "WHERE name=?1 COLLATE NOCASE", p->zTable);
-    rc = zQ ? sqlite3_prepare_v2(db, zQ, -1, &pCol, 0) : SQLITE_NOMEM;
-    sqlite3_free(zQ);
-    for(i=0; rc==SQLITE_OK && i<p->nField; i++){
+    int bTable = hasTable(db, p->zTable);
+    for(i=0; bTable && i<p->nField; i++){
       const TrField *f = &p->aField[i];
-      sqlite3_bind_text(pCol, 1, f->zName, -1, SQLITE_STATIC);
-      if( sqlite3_step(pCol)!=SQLITE_ROW && hasTable(db, p->zTable) ){
+      if( !trHasColumn(db, "main", p->zTable, f->zName) ){
         sqlite3_str_appendf(s, "ALTER TABLE main.\"%w\" ADD COLUMN \"%w\" %s;",
-            p->zTable, f->zName,
-            f->bInteger==1 ? "INTEGER" : f->bInteger==2 ? "REAL" : "TEXT");
+                            p->zTable, f->zName, colType(f));
       }
-      sqlite3_reset(pCol);
     }
-    sqlite3_finalize(pCol);
-    if( rc ){ sqlite3_free(sqlite3_str_finish(s)); return rc; }
     sqlite3_str_appendf(s, "CREATE INDEX IF NOT EXISTS main.\"%w_key_idx\" ON "
                         "\"%w\"(\"%w\");", p->zTable, p->zTable, p->zKey);
   }
@@ -410,11 +396,7 @@ static int layerCheck(sqlite3 *db, const TrLayer *L, int yearFile,
   if( L->pKind && bTable ){
     /* a table made for another naming scheme (2010 or ZCTA 510 against
     ** 520 columns) takes none of these files */
-    char *zQ = sqlite3_mprintf("SELECT 1 FROM pragma_table_info(%Q, 'main') "
-                               "WHERE name=?1 COLLATE NOCASE", L->zTable);
-    int bKey = zQ ? trSqlExists(db, zQ, L->zKey) : 0;
-    sqlite3_free(zQ);
-    if( !bKey ){
+    if( !trHasColumn(db, "main", L->zTable, L->zKey) ){
       *pzMsg = sqlite3_mprintf("layer %s was made for other Census files (it "
           "has no %s column); drop it first (DROP TABLE %s; DROP TABLE "
           "%s_rtree) or load these under a vintage name such as %s_%d",
@@ -683,19 +665,16 @@ static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
   sqlite3_finalize(pFile);
   if( rc==SQLITE_OK ){
     /* the vintage the layer now holds (other years' provenance went with
-    ** their rows: layerCheck let this file in only then) */
+    ** their rows: layerCheck let this file in only then); a file whose
+    ** name does not say its year leaves the layer the vintage it has */
     int year = w->yearName ? w->yearName : L->year;
-    char *zSql = sqlite3_mprintf("UPDATE main.tracts_layers SET year=%d WHERE "
-        "layer=%Q;DELETE FROM main.tracts_files WHERE layer=%Q AND year<>%d",
-        year, L->zName, L->zName, year);
-    if( year==0 ){
-      /* a file whose name does not say its year: the layer keeps the
-      ** vintage it has (if any) */
+    if( year ){
+      char *zSql = sqlite3_mprintf("UPDATE main.tracts_layers SET year=%d "
+          "WHERE layer=%Q;DELETE FROM main.tracts_files WHERE layer=%Q AND "
+          "year<>%d", year, L->zName, L->zName, year);
+      rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
       sqlite3_free(zSql);
-      zSql = sqlite3_mprintf("SELECT 1");
     }
-    rc = zSql ? sqlite3_exec(db, zSql, 0, 0, &zMsg) : SQLITE_NOMEM;
-    sqlite3_free(zSql);
   }
   if( rc==SQLITE_OK ) rc = trLayerEnsureSchema(db, L, &zMsg);  /* triggers */
   if( rc ){

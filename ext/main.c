@@ -179,6 +179,24 @@ char *trQuotedName(const char *zSchema, const char *zTable){
   return sqlite3_mprintf("\"%w\"", zTable);
 }
 
+int trHasColumn(sqlite3 *db, const char *zSchema, const char *zTable,
+                const char *zCol){
+  sqlite3_stmt *pStmt = 0;
+  int b = 0;
+  if( sqlite3_prepare_v2(db, zSchema
+        ? "SELECT 1 FROM pragma_table_xinfo(?1, ?2) WHERE ?3 IS NULL OR "
+          "name=?3 COLLATE NOCASE"
+        : "SELECT 1 FROM pragma_table_xinfo(?1) WHERE ?3 IS NULL OR "
+          "name=?3 COLLATE NOCASE", -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, zTable, -1, SQLITE_STATIC);
+    if( zSchema ) sqlite3_bind_text(pStmt, 2, zSchema, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 3, zCol, -1, SQLITE_STATIC);
+    b = sqlite3_step(pStmt)==SQLITE_ROW;
+  }
+  sqlite3_finalize(pStmt);
+  return b;
+}
+
 int trSqlExists(sqlite3 *db, const char *zSql, const char *zArg){
   sqlite3_stmt *pStmt = 0;
   int b = 0;

@@ -57,24 +57,12 @@ const TrKind *trKindFind(const char *zName, int year){
 }
 
 
-/* The i-th distinct census layer name, NULL past the last. */
-const char *trKindName(int i){
-  int k, j;
-  for(k=0; k<N_KIND; k++){
-    for(j=0; j<k && strcmp(aKind[j].zName, aKind[k].zName)!=0; j++){}
-    if( j<k ) continue;
-    if( i--==0 ) return aKind[k].zName;
-  }
-  return 0;
-}
-
-/* The census names, for error messages: "states, counties, ...". */
-static void kindNames(sqlite3_str *s){
+void trKindNames(sqlite3_str *s, const char *zSep){
   int i, j;
   for(i=0; i<N_KIND; i++){
     for(j=0; j<i && strcmp(aKind[j].zName, aKind[i].zName)!=0; j++){}
     if( j<i ) continue;
-    sqlite3_str_appendf(s, "%s%s", i ? ", " : "", aKind[i].zName);
+    sqlite3_str_appendf(s, "%s%s", i ? zSep : "", aKind[i].zName);
   }
 }
 
@@ -128,7 +116,7 @@ int trLayerName(const char *zLayer, char *zBase, int *pYear, char **pzErr){
     sqlite3_str *s = sqlite3_str_new(0);
     sqlite3_str_appendf(s, "'%s' is not a layer name: census layers are ",
                         zLayer);
-    kindNames(s);
+    trKindNames(s, ", ");
     sqlite3_str_appendf(s, " (with an optional _YYYY vintage); a layer of "
         "your own is named with letters, digits and _ (at most 48, not "
         "starting with a digit, tracts_, sqlite_ or pragma_, not ending in "

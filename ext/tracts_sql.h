@@ -64,6 +64,11 @@ int trSplitName(sqlite3 *db, const char *zName, char **pzSchema,
                 char **pzTable);
 char *trQuotedName(const char *zSchema, const char *zTable);
 
+/* 1 if table zTable (of schema zSchema; NULL: as SQLite finds it) has a
+** column zCol, or any column if zCol is NULL (the table exists). */
+int trHasColumn(sqlite3 *db, const char *zSchema, const char *zTable,
+                const char *zCol);
+
 /* 1 if zSql, with zArg bound to ?1, returns a row (0 on any error). */
 int trSqlExists(sqlite3 *db, const char *zSql, const char *zArg);
 
@@ -113,7 +118,8 @@ void trConfigFree(TractsConn *pConn);
 int trRegistryRegister(sqlite3 *db, TractsConn *pConn);
 const TrKind *trKindFind(const char *zName, int year);
 int trKindCovers(const TrKind *k, int year);   /* 1 if it publishes year */
-const char *trKindName(int i);   /* i-th distinct census name, or NULL */
+/* The census layer names, each once, zSep between them (error messages). */
+void trKindNames(sqlite3_str *s, const char *zSep);
 /* Check a layer name: 1 a census layer (its census name in zBase[64],
 ** the vintage of a "_YYYY" suffix in *pYear), 0 a user layer (the name,
 ** lower case, in zBase), -1 not a layer name (*pzErr). */

@@ -8,6 +8,13 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def cpu_model():
+    """The CPU model name lscpu reports, for the benchmarks' headers."""
+    import subprocess
+    return subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | sed 's/.*: *//'"],
+                          capture_output=True, text=True).stdout.strip()
+
+
 def fresh(path):
     """Remove the database at path and its journal files."""
     for p in (path, path + "-journal", path + "-wal", path + "-shm"):
