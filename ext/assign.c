@@ -29,18 +29,29 @@
 **
 **   The connection's tract index (lookup.c) is built first, so helpers
 **   inherit it complete and share it copy-on-write: it is never written
-**   after it is built, so no page of it is copied. The points are read
-**   into two arrays, then workers-1 helpers are forked (from helperFork(),
-**   the one place that forks); they and this process take chunks of CHUNK
-**   points from a counter in an anonymous shared mapping, writing one int32
-**   per point into that same mapping. A helper touches nothing else: no SQLite, no malloc, no file;
-**   it closes every inherited descriptor and leaves with _exit(). The
-**   parent reaps each helper by pid, checking sqlite3_interrupt() between
-**   its own chunks and polls; on an interrupt or a failed helper it kills and reaps them all
-**   and the call fails, naming the helper and the rows it was on. Then
-**   the parent, the only process that touches SQLite, writes the table in
-**   one savepoint: the old table (if any) is dropped and the new one
-**   appears only if everything succeeded.
+**   after it is built, so no page of it is copied. An anonymous shared
+**   mapping, populated before any fork, holds the counters, the points'
+**   coordinates and rowids, one int32 result per point and layer, and a
+**   done flag per chunk of CHUNK points. workers-1 helpers are forked
+**   (from helperFork(), the one place that forks) before the points are
+**   read, and take chunks from a counter in the mapping as soon as their
+**   points are there. A helper touches nothing else: no SQLite, no
+**   malloc, no file; it closes every inherited descriptor and leaves with
+**   _exit().
+**
+**   This process is the only one that touches SQLite. It reads the points
+**   with SELECT tracts_assign_points(?1, rowid, lon, lat) FROM src, an
+**   internal aggregate handed the job by sqlite3_bind_pointer(), so
+**   SQLite's own loop moves the rows (no step or column call per row). It
+**   then writes the table in one savepoint, with INSERT INTO dest SELECT
+**   ... FROM tracts_assign_rows(?1), an internal table that yields the
+**   results chunk by chunk: a chunk nobody has taken is joined here, one a
+**   helper is still on is waited for, so the writing overlaps the helpers'
+**   last chunks. The old table (if any) is dropped and the new one
+**   appears only if everything succeeded. The helpers are reaped by pid;
+**   an interrupt or a failed helper (checked while reading and while
+**   waiting) kills and reaps them all and the call fails, naming the
+**   helper and the rows it was on.
 **
 ** Limits and rules for the host
 **
@@ -56,6 +67,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +79,6 @@
 #include <unistd.h>
 
 #define CHUNK       16384          /* points a helper takes at a time */
-#define BATCH       100            /* rows per INSERT statement */
 #define MAX_WORKERS 64
 #define MAX_LAYERS  8              /* layers assigned in one pass */
 #define RES_OUTSIDE (-1)
@@ -98,7 +109,8 @@ struct AssignJob {
   double *aXY;                     /* 2 per point, NaN when invalid (mapped) */
   int32_t *aRes;                   /* one result per point and layer, layer
                                    ** by layer: aRes[l*nCap + i] (mapped) */
-  sqlite3_int64 *aId;              /* rowids (this process only) */
+  sqlite3_int64 *aId;              /* rowids (mapped) */
+  uint8_t *aChunkDone;             /* 1 when chunk i/CHUNK is assigned (mapped) */
   AssignShared *pSh;               /* counters, then aXY and aRes */
   size_t nSh;                      /* bytes of the mapping */
 };
@@ -162,8 +174,18 @@ static void helperMain(const AssignJob *j, int w){
   int64_t i0, i1;
   while( takeChunk(s, j->nCap, 1, &i0, &i1) ){
     __atomic_store_n(&s->aBusy[w], i0, __ATOMIC_RELAXED);
-    if( zCrash && atoi(zCrash)==w && nChunk==1 ) raise(SIGKILL);
+    if( zCrash && atoi(zCrash)==w && nChunk==1 ){
+      /* "W:write": die only once every point is read, so that the
+      ** parent, writing, finds the chunk never done */
+      while( strstr(zCrash, ":write")
+          && __atomic_load_n(&s->nTotal, __ATOMIC_ACQUIRE)<0 ){
+        struct timespec ts = { 0, 200000 };
+        nanosleep(&ts, 0);
+      }
+      raise(SIGKILL);
+    }
     assignRange(j, i0, i1);
+    __atomic_store_n(&j->aChunkDone[i0/CHUNK], 1, __ATOMIC_RELEASE);
     nChunk++;
   }
   __atomic_store_n(&s->aBusy[w], -1, __ATOMIC_RELAXED);
@@ -296,16 +318,7 @@ static void helpersStop(Helpers *h){
 ** SQLITE_OK, or an error code with *pzErr set; every helper is reaped. */
 static int helpersFinish(sqlite3 *db, const AssignJob *j, Helpers *h,
                          char **pzErr){
-  int64_t i0, i1;
   int rc = SQLITE_OK;
-  while( rc==SQLITE_OK && takeChunk(j->pSh, j->nCap, 1, &i0, &i1) ){
-    assignRange(j, i0, i1);
-    rc = helpersCheck(j, h, pzErr);
-    if( rc==SQLITE_OK && trInterrupted(db) ){
-      *pzErr = sqlite3_mprintf("tracts_assign: interrupted");
-      rc = SQLITE_INTERRUPT;
-    }
-  }
   while( rc==SQLITE_OK && h->nLive>0 ){
     struct timespec ts = { 0, 1000000 };   /* 1 ms */
     rc = helpersCheck(j, h, pzErr);
@@ -322,26 +335,110 @@ static int helpersFinish(sqlite3 *db, const AssignJob *j, Helpers *h,
   return rc;
 }
 
+/* For the writer: make sure the chunk holding point i is assigned. Chunks
+** nobody has taken are joined here, in order; one a helper holds is waited
+** for (checking the helpers and interrupts). */
+static int chunkReady(sqlite3 *db, const AssignJob *j, Helpers *h, int64_t i,
+                      char **pzErr){
+  AssignShared *s = j->pSh;
+  int nWait = 0;
+  while( !__atomic_load_n(&j->aChunkDone[i/CHUNK], __ATOMIC_ACQUIRE) ){
+    int64_t i0, i1;
+    int rc;
+    if( __atomic_load_n(&s->iNext, __ATOMIC_RELAXED)<j->nPt
+     && takeChunk(s, j->nCap, 1, &i0, &i1) ){
+      assignRange(j, i0, i1);
+      __atomic_store_n(&j->aChunkDone[i0/CHUNK], 1, __ATOMIC_RELEASE);
+      continue;
+    }
+    /* a helper has it */
+    rc = helpersCheck(j, h, pzErr);
+    if( rc ) return rc;
+    if( trInterrupted(db) ){
+      *pzErr = sqlite3_mprintf("tracts_assign: interrupted");
+      return SQLITE_INTERRUPT;
+    }
+    if( ++nWait>=64 ){
+      struct timespec ts = { 0, 50000 };   /* 50 us */
+      nanosleep(&ts, 0);
+    }else{
+      sched_yield();
+    }
+  }
+  return SQLITE_OK;
+}
+
 /* ---- reading the points ------------------------------------------------- */
 
-/* The number in column i of pStmt, like tract_of's arguments: NaN if it is
-** NULL, not a number, infinite or out of range (for lon/lat: bLat). */
-static double colNumber(sqlite3_stmt *pStmt, int i, int bLat){
+/* The number in v, like tract_of's arguments: NaN if it is NULL, not a
+** number, infinite or out of range (for lon/lat: bLat). */
+static double valueNumber(sqlite3_value *v, int bLat){
   double r;
-  int t = sqlite3_column_type(pStmt, i);
+  int t = sqlite3_value_type(v);
   if( t==SQLITE_TEXT ){
-    sqlite3_value *v = sqlite3_value_dup(sqlite3_column_value(pStmt, i));
-    if( v==0 ) return NAN;
-    t = sqlite3_value_numeric_type(v);
-    r = sqlite3_value_double(v);
-    sqlite3_value_free(v);
+    sqlite3_value *d = sqlite3_value_dup(v);
+    if( d==0 ) return NAN;
+    t = sqlite3_value_numeric_type(d);
+    r = sqlite3_value_double(d);
+    sqlite3_value_free(d);
   }else{
-    r = sqlite3_column_double(pStmt, i);
+    r = sqlite3_value_double(v);
   }
   if( t!=SQLITE_INTEGER && t!=SQLITE_FLOAT ) return NAN;
   if( !isfinite(r) ) return NAN;
   if( bLat ? (r<-90.0 || r>90.0) : (r<-180.0 || r>180.0) ) return NAN;
   return r;
+}
+
+/* Reading the points: tracts_assign runs SELECT tracts_assign_points(?1,
+** rowid, lon, lat) FROM src with ?1 the job, bound by
+** sqlite3_bind_pointer(), so SQLite's own loop hands over each row with no
+** step or column call per row. Any other first argument is an error, so SQL
+** cannot reach the job. */
+#define POINTS_PTR "tracts_assign_points"   /* the pointer type */
+
+typedef struct AssignPoints AssignPoints;
+struct AssignPoints {
+  AssignJob *pJob;
+  Helpers *pHelpers;                /* checked as rows arrive */
+  char *zErr;                       /* why a helper failed */
+};
+
+static void pointsStep(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+  AssignPoints *p = sqlite3_value_pointer(argv[0], POINTS_PTR);
+  AssignJob *j;
+  double lon, lat;
+  (void)argc;
+  if( p==0 ){
+    sqlite3_result_error(ctx, "tracts_assign_points is internal to "
+                         "tracts_assign", -1);
+    return;
+  }
+  j = p->pJob;
+  if( j->nPt>=j->nCap ){    /* cannot be: one read snapshot */
+    sqlite3_result_error(ctx, "tracts_assign: the source changed while it "
+                         "was read", -1);
+    return;
+  }
+  j->aId[j->nPt] = sqlite3_value_int64(argv[1]);
+  lon = valueNumber(argv[2], 0);
+  lat = valueNumber(argv[3], 1);
+  if( isnan(lat) ) lon = NAN;
+  j->aXY[2*j->nPt] = lon;
+  j->aXY[2*j->nPt+1] = lat;
+  j->nPt++;
+  if( (j->nPt & 4095)==0 ){
+    __atomic_store_n(&j->pSh->nReady, j->nPt, __ATOMIC_RELEASE);
+    if( (j->nPt & 0xffff)==0 && p->zErr==0
+     && helpersCheck(j, p->pHelpers, &p->zErr) ){
+      sqlite3_result_error(ctx, p->zErr ? p->zErr : "tracts_assign: a helper "
+                           "failed", -1);
+    }
+  }
+}
+
+static void pointsFinal(sqlite3_context *ctx){
+  (void)ctx;
 }
 
 static const char *howName(int32_t r){
@@ -351,28 +448,140 @@ static const char *howName(int32_t r){
   return (r & RES_EDGE) ? "edge" : "inside";
 }
 
-/* "INSERT INTO zDest VALUES(?,...),..." for nRow rows of nCol values. */
-static char *insertSql(sqlite3 *db, const char *zDest, int64_t nRow, int nCol){
-  sqlite3_str *pSql = sqlite3_str_new(db);
-  int64_t k;
-  int c;
-  sqlite3_str_appendf(pSql, "INSERT INTO %s VALUES", zDest);
-  for(k=0; k<nRow; k++){
-    sqlite3_str_appendall(pSql, k ? ",(?" : "(?");
-    for(c=1; c<nCol; c++) sqlite3_str_appendall(pSql, ",?");
-    sqlite3_str_appendall(pSql, ")");
-  }
-  return sqlite3_str_finish(pSql);
+/* The rows tracts_assign writes, for its own INSERT ... SELECT: the
+** eponymous table tracts_assign_rows(?) yields (id, k0, h0, ..., k7, h7),
+** a rowid and each layer's key and how, from the job bound to it with
+** sqlite3_bind_pointer(). Any other argument is an error, so SQL cannot
+** reach the job. SQLite's own loop moves the rows: no bind per value. Each
+** chunk is made ready (chunkReady) as the rows reach it, so the writing
+** overlaps the helpers' last chunks. */
+#define ROWS_JOB  (1 + 2*MAX_LAYERS)   /* the hidden argument's column */
+#define ROWS_PTR  "tracts_assign_rows"  /* the pointer type */
+
+typedef struct AssignRows AssignRows;
+struct AssignRows {                   /* what the pointer points at */
+  sqlite3 *db;
+  const AssignJob *pJob;
+  const TrLookupKeys *aKeys;          /* each layer's keys */
+  Helpers *pHelpers;                  /* joining the chunks not yet done */
+  int rc;                             /* why the rows stopped, if they did */
+  char *zErr;
+};
+
+typedef struct RowsCursor RowsCursor;
+struct RowsCursor {
+  sqlite3_vtab_cursor base;
+  AssignRows *pRows;
+  int64_t i;
+};
+
+static int rowsConnect(sqlite3 *db, void *pAux, int argc,
+                       const char *const *argv, sqlite3_vtab **ppVtab,
+                       char **pzErr){
+  (void)argc; (void)argv; (void)pzErr;
+  return trVtabConnect(db, pAux, "CREATE TABLE x(id, k0, h0, k1, h1, k2, h2, "
+      "k3, h3, k4, h4, k5, h5, k6, h6, k7, h7, job HIDDEN)", sizeof(TrVtab), 1,
+      ppVtab);
 }
+
+static int rowsBestIndex(sqlite3_vtab *pVtab, sqlite3_index_info *p){
+  (void)pVtab;
+  return trArgsBestIndex(p, ROWS_JOB, 1);
+}
+
+static int rowsOpen(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
+  (void)pVtab;
+  return trCursorNew(sizeof(RowsCursor), ppCur);
+}
+
+static int rowsClose(sqlite3_vtab_cursor *cur){
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+/* The chunk the cursor has reached is assigned, or an error. */
+static int rowsReady(RowsCursor *c){
+  AssignRows *p = c->pRows;
+  if( c->i>=p->pJob->nPt ) return SQLITE_OK;
+  p->rc = chunkReady(p->db, p->pJob, p->pHelpers, c->i, &p->zErr);
+  if( p->rc ){
+    sqlite3_free(c->base.pVtab->zErrMsg);
+    c->base.pVtab->zErrMsg = sqlite3_mprintf("%s", p->zErr ? p->zErr : "");
+  }
+  return p->rc;
+}
+
+static int rowsFilter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr,
+                      int argc, sqlite3_value **argv){
+  RowsCursor *c = (RowsCursor*)cur;
+  (void)idxStr;
+  c->pRows = (idxNum & 1) && argc>0
+           ? sqlite3_value_pointer(argv[0], ROWS_PTR) : 0;
+  c->i = 0;
+  if( c->pRows==0 ){
+    sqlite3_free(cur->pVtab->zErrMsg);
+    cur->pVtab->zErrMsg = sqlite3_mprintf("tracts_assign_rows is internal to "
+                                          "tracts_assign");
+    return SQLITE_ERROR;
+  }
+  return rowsReady(c);
+}
+
+static int rowsNext(sqlite3_vtab_cursor *cur){
+  RowsCursor *c = (RowsCursor*)cur;
+  c->i++;
+  return (c->i % CHUNK)==0 ? rowsReady(c) : SQLITE_OK;
+}
+
+static int rowsEof(sqlite3_vtab_cursor *cur){
+  RowsCursor *c = (RowsCursor*)cur;
+  return c->i >= c->pRows->pJob->nPt;
+}
+
+static int rowsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int k){
+  RowsCursor *c = (RowsCursor*)cur;
+  const AssignJob *j = c->pRows->pJob;
+  int l = (k - 1)/2;
+  int32_t r;
+  if( k==0 ){
+    sqlite3_result_int64(ctx, j->aId[c->i]);
+    return SQLITE_OK;
+  }
+  if( k>=ROWS_JOB || l>=j->nLayer ) return SQLITE_OK;     /* NULL */
+  r = j->aRes[(size_t)l*(size_t)j->nCap + (size_t)c->i];
+  if( k & 1 ){
+    if( r>=0 ){
+      const TrLookupKeys *pKeys = &c->pRows->aKeys[l];
+      const char *z = pKeys->zKeys + pKeys->aOff[RES_POLY(r)];
+      sqlite3_result_text(ctx, z, (int)strlen(z), SQLITE_STATIC);
+    }
+  }else{
+    sqlite3_result_text(ctx, howName(r), -1, SQLITE_STATIC);
+  }
+  return SQLITE_OK;
+}
+
+static int rowsRowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  *pRowid = ((RowsCursor*)cur)->i;
+  return SQLITE_OK;
+}
+
+static sqlite3_module rowsModule = {
+  .xConnect = rowsConnect, .xBestIndex = rowsBestIndex,
+  .xDisconnect = trVtabFree, .xOpen = rowsOpen, .xClose = rowsClose,
+  .xFilter = rowsFilter, .xNext = rowsNext, .xEof = rowsEof,
+  .xColumn = rowsColumn, .xRowid = rowsRowid,
+};
 
 /* Write the results into the destination in one savepoint: (id, geoid,
 ** how), or with azLayer (id, <layer>, <layer>_how, ...). */
-static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *aKeys,
-                       char **azLayer, const char *zDest, char **pzErr){
+static int assignWrite(sqlite3 *db, const AssignJob *j, Helpers *h,
+                       TrLookupKeys *aKeys, char **azLayer, const char *zDest,
+                       char **pzErr){
   sqlite3_stmt *pIns = 0;
   char *zSql;
-  int64_t i;
-  int rc, bOuter = 0, bOpen = 0, l, nCol = 1 + 2*j->nLayer;
+  AssignRows rows;
+  int rc, bOuter = 0, bOpen = 0, l;
   rc = trSavepointBegin(db, "tracts_assign", &bOuter);
   if( rc ) goto fail;
   bOpen = 1;
@@ -394,44 +603,32 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, TrLookupKeys *aKeys,
   rc = zSql ? sqlite3_exec(db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) goto fail;
-  /* rows go in BATCH at a time: one statement step per batch */
-  zSql = insertSql(db, zDest, BATCH, nCol);
+  {
+    sqlite3_str *pSql = sqlite3_str_new(db);
+    sqlite3_str_appendf(pSql, "INSERT INTO %s SELECT id", zDest);
+    for(l=0; l<j->nLayer; l++) sqlite3_str_appendf(pSql, ", k%d, h%d", l, l);
+    sqlite3_str_appendall(pSql, " FROM main.tracts_assign_rows(?1)");
+    zSql = sqlite3_str_finish(pSql);
+  }
   rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pIns, 0) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) goto fail;
-  for(i=0; i<j->nPt; i++){
-    int iCol = nCol*(int)(i % BATCH);
-    if( (i & 0xffff)==0xffff && trInterrupted(db) ){ rc = SQLITE_INTERRUPT; goto fail; }
-    if( iCol==0 && j->nPt - i < BATCH ){
-      /* the last rows: a statement of their size */
-      sqlite3_finalize(pIns);
-      pIns = 0;
-      zSql = insertSql(db, zDest, j->nPt - i, nCol);
-      rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pIns, 0) : SQLITE_NOMEM;
-      sqlite3_free(zSql);
-      if( rc ) goto fail;
-    }
-    sqlite3_bind_int64(pIns, iCol+1, j->aId[i]);
-    for(l=0; l<j->nLayer; l++){
-      int32_t r = j->aRes[(size_t)l*(size_t)j->nCap + (size_t)i];
-      const TrLookupKeys *pKeys = &aKeys[l];
-      if( r>=0 ){
-        uint32_t k = RES_POLY(r);
-        sqlite3_bind_text(pIns, iCol+2+2*l, pKeys->zKeys + pKeys->aOff[k],
-                          (int)strlen(pKeys->zKeys + pKeys->aOff[k]),
-                          SQLITE_STATIC);
-      }else{
-        sqlite3_bind_null(pIns, iCol+2+2*l);
-      }
-      sqlite3_bind_text(pIns, iCol+3+2*l, howName(r), -1, SQLITE_STATIC);
-    }
-    if( i+1==j->nPt || (i % BATCH)==BATCH-1 ){
-      if( sqlite3_step(pIns)!=SQLITE_DONE ){ rc = sqlite3_errcode(db); goto fail; }
-      sqlite3_reset(pIns);
-    }
+  memset(&rows, 0, sizeof(rows));
+  rows.db = db;
+  rows.pJob = j;
+  rows.aKeys = aKeys;
+  rows.pHelpers = h;
+  sqlite3_bind_pointer(pIns, 1, &rows, ROWS_PTR, 0);
+  if( sqlite3_step(pIns)!=SQLITE_DONE ){
+    rc = rows.rc ? rows.rc : sqlite3_errcode(db);
+    *pzErr = rows.zErr;
+    goto fail;
   }
   sqlite3_finalize(pIns);
   pIns = 0;
+  /* every chunk is written: the helpers have ended or are ending */
+  rc = helpersFinish(db, j, h, pzErr);
+  if( rc ) goto fail;
   bOpen = 0;
   rc = trSavepointCommit(db, "tracts_assign", bOuter);   /* undone on failure */
   if( rc ) goto fail;
@@ -480,6 +677,7 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   sqlite3_stmt *pStmt = 0;
   AssignJob job;
   Helpers helpers;
+  AssignPoints points;
   int nWorker, i, rc = SQLITE_OK, bReadTxn = 0, bForkOk;
   static const char *azWhat[4] = { "source table", "longitude column",
                                    "latitude column", "destination table" };
@@ -664,13 +862,16 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   pStmt = 0;
   if( rc ) goto done;
 
-  /* the shared mapping: counters, coordinates, results */
+  /* the shared mapping: counters, coordinates, results, rowids. Shared,
+  ** so fork leaves it writable here (no copy-on-write faults), and
+  ** populated now, not a fault per page while the points are read. */
   {
     size_t nHead = (sizeof(AssignShared) + 63) & ~(size_t)63;
     size_t nCap = (size_t)(job.nCap ? job.nCap : 1);
-    job.nSh = nHead + nCap*2*sizeof(double) + nCap*sizeof(int32_t)*(size_t)nLayer;
-    job.pSh = mmap(0, job.nSh, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS,
-                   -1, 0);
+    job.nSh = nHead + nCap*2*sizeof(double) + nCap*sizeof(sqlite3_int64)
+            + nCap*sizeof(int32_t)*(size_t)nLayer + nCap/CHUNK + 1;
+    job.pSh = mmap(0, job.nSh, PROT_READ|PROT_WRITE,
+                   MAP_SHARED|MAP_ANONYMOUS|MAP_POPULATE, -1, 0);
     if( job.pSh==MAP_FAILED ){
       job.pSh = 0;
       zErr = sqlite3_mprintf("tracts_assign: cannot map %zu bytes: %s",
@@ -678,10 +879,10 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
       goto done;
     }
     job.aXY = (double*)((char*)job.pSh + nHead);
-    job.aRes = (int32_t*)(job.aXY + 2*nCap);
+    job.aId = (sqlite3_int64*)(job.aXY + 2*nCap);
+    job.aRes = (int32_t*)(job.aId + nCap);
+    job.aChunkDone = (uint8_t*)(job.aRes + nCap*(size_t)nLayer);
     job.pSh->nTotal = -1;
-    job.aId = malloc(sizeof(sqlite3_int64)*nCap);
-    if( job.aId==0 ){ rc = SQLITE_NOMEM; goto done; }
   }
 
   /* helpers start now and join points as they are read */
@@ -696,34 +897,33 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     if( rc ) goto done;
   }
 
-  /* the points */
-  zSql = sqlite3_mprintf("SELECT rowid, \"%w\", \"%w\" FROM %s",
-                         azArg[1], azArg[2], zSrc);
+  /* the points: SQLite's loop hands each row to pointsStep */
+  zSql = sqlite3_mprintf("SELECT tracts_assign_points(?1, rowid, \"%w\", "
+                         "\"%w\") FROM %s", azArg[1], azArg[2], zSrc);
   if( zSql==0 ){ rc = SQLITE_NOMEM; goto done; }
   rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
   if( rc ){
     zErr = sqlite3_mprintf("tracts_assign: %s", sqlite3_errmsg(db));
     goto done;
   }
-  while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){
-    double lon, lat;
-    if( job.nPt>=job.nCap ){ rc = SQLITE_ERROR; break; }   /* cannot be */
-    job.aId[job.nPt] = sqlite3_column_int64(pStmt, 0);
-    lon = colNumber(pStmt, 1, 0);
-    lat = colNumber(pStmt, 2, 1);
-    if( isnan(lat) ) lon = NAN;
-    job.aXY[2*job.nPt] = lon;
-    job.aXY[2*job.nPt+1] = lat;
-    job.nPt++;
-    if( (job.nPt & 4095)==0 ){
-      __atomic_store_n(&job.pSh->nReady, job.nPt, __ATOMIC_RELEASE);
-      if( (job.nPt & 0xffff)==0 ){
-        if( helpersCheck(&job, &helpers, &zErr) ){ rc = SQLITE_ERROR; goto done; }
-      }
-    }
-  }
+  points.pJob = &job;
+  points.pHelpers = &helpers;
+  points.zErr = 0;
+  sqlite3_bind_pointer(pStmt, 1, &points, POINTS_PTR, 0);
+  while( (rc = sqlite3_step(pStmt))==SQLITE_ROW ){}
   if( rc!=SQLITE_DONE ){
-    if( zErr==0 ) zErr = sqlite3_mprintf("tracts_assign: %s", sqlite3_errmsg(db));
+    const char *zMsg = sqlite3_errmsg(db);
+    zErr = points.zErr ? points.zErr
+         : sqlite3_mprintf(strncmp(zMsg, "tracts_assign: ", 15)==0 ? "%s"
+                           : "tracts_assign: %s", zMsg);
+    goto done;
+  }
+  if( job.nPt!=job.nCap ){    /* a virtual table may answer so */
+    zErr = sqlite3_mprintf("tracts_assign: read %lld of the source's %lld "
+                           "rows (a virtual table that changed, or "
+                           "tracts_assign_points redefined)",
+                           (long long)job.nPt, (long long)job.nCap);
+    rc = SQLITE_ERROR;
     goto done;
   }
   sqlite3_finalize(pStmt);
@@ -734,16 +934,8 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   sqlite3_exec(db, "RELEASE tracts_assign_read", 0, 0, 0);
   bReadTxn = 0;
 
-  trMonitorMark(pConn, "assign: join");
-  /* the join: the rest of it, here and in the helpers */
-  if( nWorker==1 ){
-    assignRange(&job, 0, job.nPt);
-  }else{
-    rc = helpersFinish(db, &job, &helpers, &zErr);
-    if( rc ) goto done;
-  }
   trMonitorMark(pConn, "assign: write");
-  rc = assignWrite(db, &job, aKeys, bNamed ? azLayer : 0, zDst, &zErr);
+  rc = assignWrite(db, &job, &helpers, aKeys, bNamed ? azLayer : 0, zDst, &zErr);
   if( rc ) goto done;
   sqlite3_result_int64(ctx, job.nPt);
 
@@ -763,7 +955,6 @@ done:
   helpersStop(&helpers);
   if( bReadTxn ) sqlite3_exec(db, "RELEASE tracts_assign_read", 0, 0, 0);
   if( job.pSh ) munmap(job.pSh, job.nSh);
-  free(job.aId);
   sqlite3_free(zSql);
   sqlite3_free(zErr);
   sqlite3_free(zSrc);
@@ -781,6 +972,10 @@ int trAssignRegister(sqlite3 *db, TractsConn *pConn){
   if( rc ) return rc;
   rc = trFunction(db, pConn, "tracts_assign", 5, SQLITE_DIRECTONLY, assignFunc);
   if( rc ) return rc;
-  return trFunction(db, pConn, "tracts_assign", 6, SQLITE_DIRECTONLY,
-                    assignFunc);
+  rc = trFunction(db, pConn, "tracts_assign", 6, SQLITE_DIRECTONLY, assignFunc);
+  if( rc ) return rc;
+  rc = sqlite3_create_function_v2(db, "tracts_assign_points", 4,
+      SQLITE_UTF8|SQLITE_DIRECTONLY, 0, 0, pointsStep, pointsFinal, 0);
+  if( rc ) return rc;
+  return trModule(db, pConn, "tracts_assign_rows", &rowsModule);
 }

@@ -129,8 +129,9 @@ def test_registered_functions_and_modules():
         "or name like 'load_tract%' or name like 'monitor%' "
         "or name like 'boundar%'")))
     eq(funcs, ["boundary_of", "monitor_mark", "monitor_plot", "monitor_start",
-               "monitor_stop", "tract_of", "tracts_assign", "tracts_config",
-               "tracts_debug", "tracts_touch", "tracts_version"], "functions")
+               "monitor_stop", "tract_of", "tracts_assign",
+               "tracts_assign_points", "tracts_config", "tracts_debug",
+               "tracts_touch", "tracts_version"], "functions")
     plain = sqlite3.connect(":memory:")
     mods = sorted(set(r[0] for r in c.execute("select name from pragma_module_list"))
                   - set(r[0] for r in plain.execute("select name from pragma_module_list"))
@@ -138,7 +139,8 @@ def test_registered_functions_and_modules():
     eq(mods, ["census_layers", "fetch_boundaries", "fetch_for_points",
               "fetch_tracts",
               "load_boundaries", "load_tracts", "monitor_marks",
-              "monitor_samples", "tracts_cache"], "modules")
+              "monitor_samples", "tracts_assign_rows", "tracts_cache"],
+       "modules")
     eq(c.execute("select tracts_version()").fetchone()[0], "0.1.0")
     assert "geos 3." in c.execute("select tracts_debug()").fetchone()[0]
 
@@ -817,14 +819,17 @@ def test_malformed_geometry_in_table():
 
 def test_directonly_from_schema():
     c = connect()
-    c.execute("create view v as select * from load_tracts('x')")
-    expect_error(c, "select * from v", (),
-                 "unsafe use of virtual table \"load_tracts\"")
-    c.execute("create table t(x)")
-    c.execute("create trigger tr after insert on t begin "
-              "select tracts_config('repair', 0); end")
-    expect_error(c, "insert into t values(1)", (),
-                 "unsafe use of tracts_config()")
+    for i, table in enumerate(("load_tracts", "tracts_assign_rows")):
+        c.execute("create view v%d as select * from %s('x')" % (i, table))
+        expect_error(c, "select * from v%d" % i, (),
+                     "unsafe use of virtual table \"%s\"" % table)
+    for i, call in enumerate(("tracts_config('repair', 0)",
+                              "tracts_assign_points(1, 2, 3, 4)")):
+        c.execute("create table t%d(x)" % i)
+        c.execute("create trigger tr%d after insert on t%d begin select %s; end"
+                  % (i, i, call))
+        expect_error(c, "insert into t%d values(1)" % i, (),
+                     "unsafe use of %s()" % call.split("(")[0])
 
 
 # ------------------------------------------------------------ tracts_assign
@@ -887,28 +892,70 @@ def no_zombies():
 
 
 def test_assign_helper_killed():
+    """A helper killed while the points are read, or (":write") once they
+    are all read, while the parent writes rows and waits for its chunk."""
+    import re
     c = connect()
     assign_fixture(c, n=120000)
     c.execute("create table out(x)")
     c.execute("insert into out values('before')")
-    os.environ["TRACTS_TEST_HELPER_CRASH"] = "1"
-    try:
+    for hook in ("1", "1:write", "2:write"):
+        os.environ["TRACTS_TEST_HELPER_CRASH"] = hook
         try:
-            c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)").fetchall()
-            raise AssertionError("no error from a killed helper")
-        except sqlite3.Error as e:
-            msg = str(e)
-    finally:
-        del os.environ["TRACTS_TEST_HELPER_CRASH"]
-    import re
-    assert re.fullmatch(r"tracts_assign: helper 1 \(pid \d+\) was killed by "
-                        r"signal 9 while on source rows \d+ to \d+ "
-                        r"\(rowid \d+ to \d+\)", msg), msg
-    eq(c.execute("select * from out").fetchall(), [("before",)], "dest unchanged")
-    no_zombies()
+            try:
+                c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 3)"
+                          ).fetchall()
+                raise AssertionError("no error from a killed helper")
+            except sqlite3.Error as e:
+                msg = str(e)
+        finally:
+            del os.environ["TRACTS_TEST_HELPER_CRASH"]
+        m = re.fullmatch(r"tracts_assign: helper (\d) \(pid \d+\) was killed by "
+                         r"signal 9 while on source rows (\d+) to (\d+) "
+                         r"\(rowid \d+ to \d+\)", msg)
+        assert m and m.group(1) == hook[0], (hook, msg)
+        eq(int(m.group(3)) - int(m.group(2)), 16383, "one chunk")
+        eq(c.execute("select * from out").fetchall(), [("before",)],
+           "dest unchanged")
+        eq(c.execute("select count(*) from sqlite_schema where name='out'")
+           .fetchone()[0], 1)
+        no_zombies()
     # and the next call works
     eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
        .fetchone()[0] > 0, True)
+
+
+def test_assign_internals_refuse_sql():
+    """tracts_assign reads and writes rows through tracts_assign_points and
+    tracts_assign_rows, handing them its job by sqlite3_bind_pointer; from
+    SQL they refuse, whatever they are given."""
+    c = connect()
+    n = assign_fixture(c, n=100)
+    for sql in ("select tracts_assign_points(1, 2, 3, 4)",
+                "select tracts_assign_points(null, rowid, lon, lat) from pts",
+                "select tracts_assign_points(x'00', 1, 2, 3)",
+                "select tracts_assign_points('tracts_assign_points', 1, 2, 3)"):
+        expect_error(c, sql, (), "tracts_assign_points is internal to tracts_assign")
+    for sql in ("select * from tracts_assign_rows",
+                "select * from tracts_assign_rows(1)",
+                "select * from tracts_assign_rows(null)",
+                "select id, k0 from tracts_assign_rows where job = 'x'",
+                "select * from tracts_assign_rows('tracts_assign_rows')"):
+        expect_error(c, sql, (), "tracts_assign_rows is internal to tracts_assign")
+    # a table or a function of the user's under those names: an error, the
+    # destination untouched
+    c.execute("create table out(x)")
+    c.execute("create table tracts_assign_rows(x)")
+    expect_error(c, "select tracts_assign('pts', 'lon', 'lat', 'out')", (),
+                 "tracts_assign: cannot write \"main\".\"out\": "
+                 "'tracts_assign_rows' is not a function")
+    c.execute("drop table tracts_assign_rows")
+    c.create_function("tracts_assign_points", 4, lambda *a: None)
+    expect_error(c, "select tracts_assign('pts', 'lon', 'lat', 'out')", (),
+                 "tracts_assign: read 0 of the source's %d rows (a virtual "
+                 "table that changed, or tracts_assign_points redefined)" % n)
+    eq(c.execute("select count(*) from out").fetchone()[0], 0)
+    eq(c.execute("select count(*) from pragma_table_info('out')").fetchone()[0], 1)
 
 
 def test_assign_interrupt():
@@ -1051,7 +1098,7 @@ def test_assign_while_monitor_runs():
     no_zombies()
     eq(tasks(), before, "sampler thread joined")
     marks = [r[0] for r in c.execute("select label from monitor_marks")]
-    assert "assign: join" in marks and "index built" in marks, marks
+    assert "assign: write" in marks and "index built" in marks, marks
 
 
 def test_assign_inside_write_transaction():
