@@ -322,15 +322,11 @@ def assign_section(a, say, db, pts, n, c_floor, timer):
     # coordinates and writing (id INTEGER PRIMARY KEY, geoid, how) with
     # constants, no join. The parent's part of a call cannot go below it.
     shape = median_of(a.runs, lambda: timer(sql(db, (
-        "attach '%s' as p;
-drop table if exists out;
-.timer on
-"
-        "create table out(id INTEGER PRIMARY KEY, geoid TEXT, how TEXT NOT NULL);
-"
-        "insert into out select id, '00000000000', 'inside' from p.points "
-        "where lon is not null and lat is not null;
-") % pts)[1]))[0]
+        "attach '%s' as p;\ndrop table if exists out;\n"
+        "create table out(id INTEGER PRIMARY KEY, geoid TEXT, how TEXT NOT NULL);\n"
+        ".timer on\ninsert into out select id, '00000000000', 'inside' "
+        "from p.points where lon is not null and lat is not null;\n")
+        % pts)[1]))[0]
     say("Plain SQL writing the same table shape (id INTEGER PRIMARY KEY, geoid, "
         "how; constants, reading lon and lat, no join) at %d points: %.2f s = "
         "%.2fx the floor; tracts_assign with 2 workers takes %.2fx that."
