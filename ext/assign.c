@@ -441,11 +441,15 @@ static void pointsFinal(sqlite3_context *ctx){
   (void)ctx;
 }
 
-static const char *howName(int32_t r){
-  if( r==RES_INVALID ) return "invalid";
-  if( r==RES_OUTSIDE ) return "outside";
-  if( r & RES_NEAREST ) return "nearest";
-  return (r & RES_EDGE) ? "edge" : "inside";
+/* The how column for result r, and its length in *pn. */
+static const char *howName(int32_t r, int *pn){
+  const char *z;
+  if( r==RES_INVALID ) z = "invalid";
+  else if( r==RES_OUTSIDE ) z = "outside";
+  else if( r & RES_NEAREST ) z = "nearest";
+  else z = (r & RES_EDGE) ? "edge" : "inside";
+  *pn = (int)strlen(z);     /* of a constant: folded */
+  return z;
 }
 
 /* The rows tracts_assign writes, for its own INSERT ... SELECT: the
@@ -463,6 +467,7 @@ struct AssignRows {                   /* what the pointer points at */
   sqlite3 *db;
   const AssignJob *pJob;
   const TrLookupKeys *aKeys;          /* each layer's keys */
+  uint32_t *aLen[MAX_LAYERS];         /* and their lengths */
   Helpers *pHelpers;                  /* joining the chunks not yet done */
   int rc;                             /* why the rows stopped, if they did */
   char *zErr;
@@ -552,11 +557,14 @@ static int rowsColumn(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int k){
   if( k & 1 ){
     if( r>=0 ){
       const TrLookupKeys *pKeys = &c->pRows->aKeys[l];
-      const char *z = pKeys->zKeys + pKeys->aOff[RES_POLY(r)];
-      sqlite3_result_text(ctx, z, (int)strlen(z), SQLITE_STATIC);
+      uint32_t iPoly = RES_POLY(r);
+      sqlite3_result_text(ctx, pKeys->zKeys + pKeys->aOff[iPoly],
+                          (int)c->pRows->aLen[l][iPoly], SQLITE_STATIC);
     }
   }else{
-    sqlite3_result_text(ctx, howName(r), -1, SQLITE_STATIC);
+    int n;
+    const char *z = howName(r, &n);
+    sqlite3_result_text(ctx, z, n, SQLITE_STATIC);
   }
   return SQLITE_OK;
 }
@@ -582,6 +590,7 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, Helpers *h,
   char *zSql;
   AssignRows rows;
   int rc, bOuter = 0, bOpen = 0, l;
+  memset(&rows, 0, sizeof(rows));
   rc = trSavepointBegin(db, "tracts_assign", &bOuter);
   if( rc ) goto fail;
   bOpen = 1;
@@ -613,11 +622,18 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, Helpers *h,
   rc = zSql ? sqlite3_prepare_v2(db, zSql, -1, &pIns, 0) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) goto fail;
-  memset(&rows, 0, sizeof(rows));
   rows.db = db;
   rows.pJob = j;
   rows.aKeys = aKeys;
   rows.pHelpers = h;
+  for(l=0; l<j->nLayer; l++){
+    uint32_t k;
+    rows.aLen[l] = sqlite3_malloc64(sizeof(uint32_t)*(aKeys[l].nPoly+1));
+    if( rows.aLen[l]==0 ){ rc = SQLITE_NOMEM; goto fail; }
+    for(k=0; k<aKeys[l].nPoly; k++){
+      rows.aLen[l][k] = (uint32_t)strlen(aKeys[l].zKeys + aKeys[l].aOff[k]);
+    }
+  }
   sqlite3_bind_pointer(pIns, 1, &rows, ROWS_PTR, 0);
   if( sqlite3_step(pIns)!=SQLITE_DONE ){
     rc = rows.rc ? rows.rc : sqlite3_errcode(db);
@@ -632,6 +648,7 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, Helpers *h,
   bOpen = 0;
   rc = trSavepointCommit(db, "tracts_assign", bOuter);   /* undone on failure */
   if( rc ) goto fail;
+  for(l=0; l<MAX_LAYERS; l++) sqlite3_free(rows.aLen[l]);
   return SQLITE_OK;
 fail:
   if( *pzErr && strncmp(*pzErr, "tracts_assign: ", 15)!=0 ){
@@ -647,6 +664,7 @@ fail:
   }
   sqlite3_finalize(pIns);
   if( bOpen ) trSavepointUndo(db, "tracts_assign", bOuter);
+  for(l=0; l<MAX_LAYERS; l++) sqlite3_free(rows.aLen[l]);
   return rc ? rc : SQLITE_ERROR;
 }
 
