@@ -883,6 +883,26 @@ def test_assign_matches_tract_of_for_any_worker_count():
     no_zombies()
 
 
+def test_assign_chunk_boundaries():
+    """Sources of 0 rows, one row, and around the 16,384-point chunks the
+    helpers take and the writer waits for: the same rows as tract_of."""
+    c = connect()
+    assign_fixture(c, n=40000)
+    for n in (0, 1, 16383, 16384, 16385, 32769):
+        c.execute("drop table if exists p2")
+        c.execute("create table p2 as select * from pts order by id limit ?", (n,))
+        ref = c.execute("select rowid, tract_of(lon, lat) from p2 "
+                        "order by rowid").fetchall()
+        for w in (1, 2, 3):
+            eq(c.execute("select tracts_assign('p2', 'lon', 'lat', 'o2', ?)",
+                         (w,)).fetchone()[0], n, "rows, n=%d w=%d" % (n, w))
+            got = c.execute("select id, geoid from o2 order by id").fetchall()
+            eq(len(got), len(ref), "n=%d w=%d" % (n, w))
+            eq([g for g, r in zip(got, ref) if g != r][:3], [],
+               "first rows unlike tract_of, n=%d w=%d" % (n, w))
+    no_zombies()
+
+
 def no_zombies():
     try:
         r = os.waitpid(-1, os.WNOHANG)
