@@ -55,9 +55,13 @@
 **
 ** Limits and rules for the host
 **
-**   The source is read in rowid order; WITHOUT ROWID tables are refused.
-**   Inside an open write transaction the join runs in this process (no
-**   fork). The host must not rely on SIGCHLD for processes it did not
+**   The source is read in rowid order (NOT INDEXED); WITHOUT ROWID tables
+**   are refused. Inside an open write transaction the join runs in this
+**   process (no fork). Inside any transaction of the caller's the join is
+**   finished before the first row is written: an interrupted write rolls
+**   the caller's whole transaction back (SQLite's rule), so that window is
+**   kept to the writing. An interrupt never leaves a transaction this call
+**   began open (see TrSavepoint). The host must not rely on SIGCHLD for processes it did not
 **   start (helpers are reaped here, by pid; if the host ignores SIGCHLD the
 **   kernel reaps them and completion is read from the shared mapping).
 **   Destination names of the extension's own tables are refused.
@@ -351,18 +355,21 @@ static int chunkReady(sqlite3 *db, const AssignJob *j, Helpers *h, int64_t i,
       __atomic_store_n(&j->aChunkDone[i0/CHUNK], 1, __ATOMIC_RELEASE);
       continue;
     }
-    /* a helper has it */
+    /* a helper has it: spin a little, then check and sleep in turn */
+    if( nWait<64 ){
+      nWait++;
+      sched_yield();
+      continue;
+    }
     rc = helpersCheck(j, h, pzErr);
     if( rc ) return rc;
     if( trInterrupted(db) ){
       *pzErr = sqlite3_mprintf("tracts_assign: interrupted");
       return SQLITE_INTERRUPT;
     }
-    if( ++nWait>=64 ){
+    {
       struct timespec ts = { 0, 50000 };   /* 50 us */
       nanosleep(&ts, 0);
-    }else{
-      sched_yield();
     }
   }
   return SQLITE_OK;
@@ -589,9 +596,15 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, Helpers *h,
   sqlite3_stmt *pIns = 0;
   char *zSql;
   AssignRows rows;
-  int rc, bOuter = 0, bOpen = 0, l;
+  TrSavepoint sp;
+  int rc, bOpen = 0, l;
   memset(&rows, 0, sizeof(rows));
-  rc = trSavepointBegin(db, "tracts_assign", &bOuter);
+  rc = trSavepointBegin(db, "tracts_assign", &sp);
+  if( rc==SQLITE_BUSY ){
+    *pzErr = sqlite3_mprintf("tracts_assign: cannot run inside a statement "
+                             "that writes; call it on its own");
+    return rc;
+  }
   if( rc ) goto fail;
   bOpen = 1;
   {
@@ -646,11 +659,15 @@ static int assignWrite(sqlite3 *db, const AssignJob *j, Helpers *h,
   rc = helpersFinish(db, j, h, pzErr);
   if( rc ) goto fail;
   bOpen = 0;
-  rc = trSavepointCommit(db, "tracts_assign", bOuter);   /* undone on failure */
+  rc = trSavepointCommit(db, &sp);   /* undone on failure */
   if( rc ) goto fail;
   for(l=0; l<MAX_LAYERS; l++) sqlite3_free(rows.aLen[l]);
   return SQLITE_OK;
 fail:
+  if( rc==SQLITE_INTERRUPT ){
+    sqlite3_free(*pzErr);
+    *pzErr = 0;
+  }
   if( *pzErr && strncmp(*pzErr, "tracts_assign: ", 15)!=0 ){
     char *z = sqlite3_mprintf("tracts_assign: cannot write %s: %s", zDest,
                               *pzErr);
@@ -663,7 +680,14 @@ fail:
                              sqlite3_errmsg(db));
   }
   sqlite3_finalize(pIns);
-  if( bOpen ) trSavepointUndo(db, "tracts_assign", bOuter);
+  if( bOpen ) trSavepointUndo(db, &sp);
+  if( !sp.bOuter && sqlite3_get_autocommit(db) && *pzErr ){
+    /* SQLite rolled the caller's transaction back */
+    char *z = sqlite3_mprintf("%s (the transaction it ran in was rolled "
+                              "back)", *pzErr);
+    sqlite3_free(*pzErr);
+    *pzErr = z;
+  }
   for(l=0; l<MAX_LAYERS; l++) sqlite3_free(rows.aLen[l]);
   return rc ? rc : SQLITE_ERROR;
 }
@@ -696,7 +720,8 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   AssignJob job;
   Helpers helpers;
   AssignPoints points;
-  int nWorker, i, rc = SQLITE_OK, bReadTxn = 0, bForkOk;
+  sqlite3_stmt *pCount = 0;
+  int nWorker, i, rc = SQLITE_OK, bForkOk;
   static const char *azWhat[4] = { "source table", "longitude column",
                                    "latitude column", "destination table" };
   memset(&job, 0, sizeof(job));
@@ -858,27 +883,24 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }
 
   trMonitorMark(pConn, "assign: read");
-  /* One read snapshot for the count and the rows. */
-  rc = sqlite3_exec(db, "SAVEPOINT tracts_assign_read", 0, 0, 0);
-  if( rc ){
-    zErr = sqlite3_mprintf("tracts_assign: %s", rc==SQLITE_BUSY
-        ? "cannot run inside a statement that writes; call it on its own"
-        : sqlite3_errmsg(db));
-    goto done;
-  }
-  bReadTxn = 1;
+  /* One read snapshot for the count and the rows: the count statement
+  ** stays stepped, so active, until the rows are read, which keeps the
+  ** read transaction open. (A savepoint would too, but after an interrupt
+  ** it could not be released: the connection would stay in a
+  ** transaction.) */
   bForkOk = sqlite3_txn_state(db, 0)!=SQLITE_TXN_WRITE;
   zSql = sqlite3_mprintf("SELECT count(*) FROM %s", zSrc);
   if( zSql==0 ){ rc = SQLITE_NOMEM; goto done; }
-  rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  rc = sqlite3_prepare_v2(db, zSql, -1, &pCount, 0);
   sqlite3_free(zSql);
   zSql = 0;
-  if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-    job.nCap = sqlite3_column_int64(pStmt, 0);
-  }
-  rc = sqlite3_finalize(pStmt);
-  pStmt = 0;
   if( rc ) goto done;
+  if( sqlite3_step(pCount)!=SQLITE_ROW ){
+    rc = sqlite3_errcode(db);
+    if( rc==SQLITE_OK ) rc = SQLITE_ERROR;
+    goto done;
+  }
+  job.nCap = sqlite3_column_int64(pCount, 0);
 
   /* the shared mapping: counters, coordinates, results, rowids. Shared,
   ** so fork leaves it writable here (no copy-on-write faults), and
@@ -917,7 +939,8 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 
   /* the points: SQLite's loop hands each row to pointsStep */
   zSql = sqlite3_mprintf("SELECT tracts_assign_points(?1, rowid, \"%w\", "
-                         "\"%w\") FROM %s", azArg[1], azArg[2], zSrc);
+                         "\"%w\") FROM %s NOT INDEXED", azArg[1], azArg[2],
+                         zSrc);
   if( zSql==0 ){ rc = SQLITE_NOMEM; goto done; }
   rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
   if( rc ){
@@ -949,8 +972,18 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   rc = SQLITE_OK;
   __atomic_store_n(&job.pSh->nReady, job.nPt, __ATOMIC_RELEASE);
   __atomic_store_n(&job.pSh->nTotal, job.nPt, __ATOMIC_RELEASE);
-  sqlite3_exec(db, "RELEASE tracts_assign_read", 0, 0, 0);
-  bReadTxn = 0;
+  sqlite3_finalize(pCount);          /* the read transaction ends */
+  pCount = 0;
+  if( !sqlite3_get_autocommit(db) ){
+    /* Inside the caller's transaction an interrupted write rolls all of
+    ** it back (SQLite's rule), so finish the join before writing: only
+    ** the writing itself can then be interrupted that way. */
+    int64_t i0;
+    for(i0=0; i0<job.nPt; i0+=CHUNK){
+      rc = chunkReady(db, &job, &helpers, i0, &zErr);
+      if( rc ) goto done;
+    }
+  }
 
   trMonitorMark(pConn, "assign: write");
   rc = assignWrite(db, &job, &helpers, aKeys, bNamed ? azLayer : 0, zDst, &zErr);
@@ -971,7 +1004,7 @@ done:
   }
   sqlite3_finalize(pStmt);
   helpersStop(&helpers);
-  if( bReadTxn ) sqlite3_exec(db, "RELEASE tracts_assign_read", 0, 0, 0);
+  sqlite3_finalize(pCount);
   if( job.pSh ) munmap(job.pSh, job.nSh);
   sqlite3_free(zSql);
   sqlite3_free(zErr);

@@ -338,7 +338,7 @@ struct FileWriter {
   int anRepaired[MAX_STATES];/* repaired per state */
   int nTract, nRepaired;     /* totals */
   int bOpen;                 /* the savepoint is open */
-  int bOuter;                /* it began the transaction */
+  TrSavepoint sp;            /* the file's savepoint */
 };
 
 static int prepareFmt(sqlite3 *db, sqlite3_stmt **pp, const char *zFmt, ...){
@@ -445,7 +445,7 @@ static void writerFinalize(FileWriter *w){
 static void writerAbort(FileWriter *w){
   writerFinalize(w);
   if( w->bOpen ){
-    trSavepointUndo(w->pLoad->pConn->db, "tracts_load", w->bOuter);
+    trSavepointUndo(w->pLoad->pConn->db, &w->sp);
     w->bOpen = 0;
   }
 }
@@ -469,7 +469,7 @@ static int writerBegin(FileWriter *w, TrLoad *pLoad, const char *zFile,
                        sizeof(w->zName)) ){
     w->zName[0] = 0;
   }
-  rc = trSavepointBegin(db, "tracts_load", &w->bOuter);
+  rc = trSavepointBegin(db, "tracts_load", &w->sp);
   if( rc ){
     char *z = sqlite3_mprintf("cannot write inside a statement that "
                               "writes; run SELECT * FROM %s(...) on its own",
@@ -684,7 +684,7 @@ static int writerEnd(FileWriter *w, TrLoadRow *pRow, char **pzErr){
     return rc;
   }
   w->bOpen = 0;
-  rc = trSavepointCommit(db, "tracts_load", w->bOuter);   /* undone if it fails */
+  rc = trSavepointCommit(db, &w->sp);   /* undone if it fails */
   if( rc ){
     char *z = sqlite3_mprintf("cannot commit: %s", sqlite3_errstr(rc));
     loadErr(w->pLoad, pzErr, w->zFile, z ? z : "cannot commit");

@@ -379,7 +379,8 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
   const void *ap[7];
   size_t an[7];
   PipArrays arr;
-  int bTable = 0, k, rc, bOuter;
+  int bTable = 0, k, rc;
+  TrSavepoint sp;
   sqlite3_int64 nMax;
   if( trConfigInt(pConn, TR_SET_PERSIST_INDEX)==0 ) return;
   if( sqlite3_db_readonly(db, "main")!=0 ) return;
@@ -411,7 +412,7 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
   for(k=0; k<7; k++){
     if( (sqlite3_uint64)an[k] > (sqlite3_uint64)nMax ) return;
   }
-  if( trSavepointBegin(db, "tracts_index_save", &bOuter) ) return;
+  if( trSavepointBegin(db, "tracts_index_save", &sp) ) return;
   rc = sqlite3_prepare_v2(db, "DELETE FROM main.tracts_index WHERE layer=?1",
                           -1, &pStmt, 0);
   if( rc==SQLITE_OK ){
@@ -437,8 +438,8 @@ static void idxSave(TractsConn *pConn, TrLookup *p, size_t nKeyBytes){
   }
   sqlite3_finalize(pStmt);
   if( rc ){
-    trSavepointUndo(db, "tracts_index_save", bOuter);
-  }else if( trSavepointCommit(db, "tracts_index_save", bOuter)==SQLITE_OK ){
+    trSavepointUndo(db, &sp);
+  }else if( trSavepointCommit(db, &sp)==SQLITE_OK ){
     trMonitorMark(pConn, "index saved");
   }
 }

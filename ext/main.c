@@ -81,32 +81,52 @@ void trTimespec(double t, struct timespec *pTs){
   if( pTs->tv_nsec>=1000000000L ) pTs->tv_nsec = 999999999L;
 }
 
-int trSavepointBegin(sqlite3 *db, const char *zName, int *pbOuter){
-  char *z = sqlite3_mprintf("SAVEPOINT %s", zName);
+int trSavepointBegin(sqlite3 *db, const char *zName, TrSavepoint *p){
+  char *z;
   int rc;
-  *pbOuter = sqlite3_get_autocommit(db);
+  p->zName = zName;
+  p->bOuter = sqlite3_get_autocommit(db);
+  rc = sqlite3_prepare_v2(db, "VACUUM", -1, &p->pLever, 0);
+  if( rc ) return rc;
+  z = sqlite3_mprintf("SAVEPOINT %s", zName);
   rc = z ? sqlite3_exec(db, z, 0, 0, 0) : SQLITE_NOMEM;
   sqlite3_free(z);
+  if( rc ){
+    sqlite3_finalize(p->pLever);
+    p->pLever = 0;
+  }
   return rc;
 }
 
-void trSavepointUndo(sqlite3 *db, const char *zName, int bOuter){
-  char *z;
-  if( bOuter && !sqlite3_get_autocommit(db) ){
+void trSavepointUndo(sqlite3 *db, TrSavepoint *p){
+  int rc;
+  if( p->bOuter ){
     /* the transaction is ours: end it (never busy, unlike a RELEASE) */
-    sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
-    return;
+    rc = sqlite3_get_autocommit(db) ? SQLITE_OK
+       : sqlite3_exec(db, "ROLLBACK", 0, 0, 0);
+  }else{
+    char *z = sqlite3_mprintf("ROLLBACK TO %s; RELEASE %s", p->zName,
+                              p->zName);
+    rc = z ? sqlite3_exec(db, z, 0, 0, 0) : SQLITE_NOMEM;
+    sqlite3_free(z);
   }
-  z = sqlite3_mprintf("ROLLBACK TO %s; RELEASE %s", zName, zName);
-  if( z ) sqlite3_exec(db, z, 0, 0, 0);
-  sqlite3_free(z);
+  if( rc && !sqlite3_get_autocommit(db) && p->pLever ){
+    sqlite3_step(p->pLever);            /* interrupted: all rolled back */
+  }
+  sqlite3_finalize(p->pLever);
+  p->pLever = 0;
 }
 
-int trSavepointCommit(sqlite3 *db, const char *zName, int bOuter){
-  char *z = sqlite3_mprintf("RELEASE %s", zName);
+int trSavepointCommit(sqlite3 *db, TrSavepoint *p){
+  char *z = sqlite3_mprintf("RELEASE %s", p->zName);
   int rc = z ? sqlite3_exec(db, z, 0, 0, 0) : SQLITE_NOMEM;
   sqlite3_free(z);
-  if( rc ) trSavepointUndo(db, zName, bOuter);
+  if( rc ){
+    trSavepointUndo(db, p);
+  }else{
+    sqlite3_finalize(p->pLever);
+    p->pLever = 0;
+  }
   return rc;
 }
 

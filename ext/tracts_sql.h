@@ -78,14 +78,30 @@ double trNow(void);
 void trTimespec(double t, struct timespec *pTs);
 
 /* Savepoints that may begin the transaction. trSavepointBegin notes in
-** *pbOuter whether it did. trSavepointCommit releases it; when that is
-** the commit and it fails (SQLITE_BUSY: another connection reads, in
+** bOuter whether it did. trSavepointCommit releases it; when that is the
+** commit and it fails (SQLITE_BUSY: another connection reads, in
 ** rollback-journal mode), everything is undone and the connection is out
 ** of the transaction again, and the error returned. trSavepointUndo rolls
-** back all the savepoint did and ends it. */
-int trSavepointBegin(sqlite3 *db, const char *zName, int *pbOuter);
-int trSavepointCommit(sqlite3 *db, const char *zName, int bOuter);
-void trSavepointUndo(sqlite3 *db, const char *zName, int bOuter);
+** back all the savepoint did and ends it.
+**
+** After sqlite3_interrupt() every statement the call still runs fails,
+** ROLLBACK and RELEASE included (SQLite clears the flag only when the
+** host's statement ends), which would leave the savepoint, and so a
+** transaction, open. So trSavepointBegin first prepares pLever, a VACUUM
+** that is never meant to run: stepped while interrupted, it is a writing
+** statement interrupted inside a transaction, and SQLite rolls the whole
+** transaction back (a caller's own too, as for any interrupted write);
+** stepped otherwise inside a transaction it only fails. It is prepared
+** beforehand because an interrupted connection cannot prepare. */
+typedef struct TrSavepoint TrSavepoint;
+struct TrSavepoint {
+  const char *zName;            /* a static name */
+  int bOuter;                   /* it began the transaction */
+  sqlite3_stmt *pLever;         /* see above */
+};
+int trSavepointBegin(sqlite3 *db, const char *zName, TrSavepoint *p);
+int trSavepointCommit(sqlite3 *db, TrSavepoint *p);
+void trSavepointUndo(sqlite3 *db, TrSavepoint *p);
 
 /* The virtual tables (all eponymous table-valued functions) share these.
 ** Each vtab object starts with a TrVtab. */

@@ -28,6 +28,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 
 from harness import EXT, ROOT, ASAN, Skip, connect, expect_error, eq, run
@@ -979,26 +980,106 @@ def test_assign_internals_refuse_sql():
 
 
 def test_assign_interrupt():
+    """Interrupts at many moments: the call fails with one message, the
+    destination is unchanged and the connection is never left inside a
+    transaction (a later write would be lost at close), on a file
+    database."""
+    path = os.path.join(FX, "interrupt.db")
+    for f in (path, path + "-journal"):
+        if os.path.exists(f):
+            os.remove(f)
+    m = connect()
+    n = assign_fixture(m, n=300000)          # built in memory, then saved
+    m.execute("create table out(x)")
+    m.execute("create table log(x)")
+    m.execute("vacuum into ?", (path,))
+    m.close()
+    c = connect(path)
+    t0 = time.time()
+    c.execute("select tracts_assign('pts', 'lon', 'lat', 'o2', 2)").fetchall()
+    whole = time.time() - t0
+    seen = []
+    for k in range(12):
+        for w in (1, 2, 3):
+            t = threading.Timer(whole * k / 10, c.interrupt)
+            t.start()
+            try:
+                c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', ?)",
+                          (w,)).fetchall()
+                t.cancel()
+                c.execute("drop table out")
+                c.execute("create table out(x)")
+            except sqlite3.Error as e:
+                t.join()
+                seen.append(str(e))
+                # "interrupted" alone: SQLite stopped the statement before
+                # or after the call ran
+                assert str(e) in ("tracts_assign: interrupted",
+                                  "interrupted"), str(e)
+                eq(c.in_transaction, False, "left inside a transaction")
+                # unchanged; or, when SQLite stopped the host's statement
+                # after the call had committed, complete
+                got = c.execute("select count(*) from out").fetchone()[0]
+                assert got == 0 or (got == n and str(e) == "interrupted"), \
+                    (str(e), got)
+                c.execute("drop table out")
+                c.execute("create table out(x)")
+            c.execute("insert into log values(?)", (k,))
+            c.commit()
+    assert seen, "no call was interrupted"
+    no_zombies()
+    c.close()
+    c = sqlite3.connect(path)
+    eq(c.execute("select count(*) from log").fetchone()[0], 36,
+       "writes after interrupted calls kept")
+    c.close()
+    c = connect(path)
+    eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
+       .fetchone()[0], n)
+
+
+def test_assign_interrupt_inside_a_transaction():
+    """Inside the caller's transaction an interrupt leaves either that
+    transaction as it was (the destination unchanged), or, when it lands
+    while rows are written, rolls all of it back, as SQLite does for any
+    interrupted write; never a half-written destination."""
     c = connect()
     n = assign_fixture(c, n=300000)
     c.execute("create table out(x)")
-    seen = None
-    for delay in (0.05, 0.02, 0.01, 0.005, 0.002):
-        t = threading.Timer(delay, c.interrupt)
+    c.execute("insert into out values('before')")
+    c.execute("create table z(x)")
+    t0 = time.time()
+    c.execute("select tracts_assign('pts', 'lon', 'lat', 'o2', 1)").fetchall()
+    whole = time.time() - t0
+    kept = rolled = 0
+    for k in range(12):
+        c.execute("begin")
+        c.execute("insert into z values(?)", (k,))
+        t = threading.Timer(whole * k / 10, c.interrupt)
         t.start()
         try:
-            c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)").fetchall()
+            c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 1)"
+                      ).fetchall()
             t.cancel()
+            eq(c.execute("select count(*) from out").fetchone()[0], n)
+            c.execute("rollback")
+            continue
         except sqlite3.Error as e:
-            seen = str(e)
-            break
-        c.execute("drop table out")
-        c.execute("create table out(x)")
-    assert seen in ("tracts_assign: interrupted", "interrupted"), seen
-    eq(c.execute("select count(*) from out").fetchone()[0], 0, "dest unchanged")
+            t.join()
+            msg = str(e)
+        if c.in_transaction:
+            kept += 1
+            assert msg in ("tracts_assign: interrupted", "interrupted"), msg
+            eq(c.execute("select count(*) from z where x=?", (k,)).fetchone()[0], 1)
+            c.execute("commit")
+        else:
+            rolled += 1
+            eq(msg, "tracts_assign: interrupted (the transaction it ran in "
+               "was rolled back)")
+            eq(c.execute("select count(*) from z where x=?", (k,)).fetchone()[0], 0)
+        eq(c.execute("select * from out").fetchall(), [("before",)], msg)
+    assert kept + rolled, "no call was interrupted"
     no_zombies()
-    eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 2)")
-       .fetchone()[0], n)
 
 
 def test_assign_memory_and_temp_tables():
@@ -1073,6 +1154,13 @@ def test_assign_hostile_identifiers():
                  "tracts_assign: the latitude column is empty")
     expect_error(c, "select tracts_assign('pts', 'lon', 'lat')", (),
                  "wrong number of arguments to function tracts_assign()")
+    expect_error(c, "create table x as select tracts_assign('pts', 'lon', "
+                 "'lat', 'out') as n", (), "tracts_assign: cannot run inside a "
+                 "statement that writes; call it on its own")
+    eq(c.in_transaction, False)
+    # a virtual table as the source (read NOT INDEXED, in rowid order)
+    eq(c.execute("select tracts_assign('tracts_rtree', 'minx', 'miny', 'o3', 2)")
+       .fetchone()[0], c.execute("select count(*) from tracts_rtree").fetchone()[0])
     eq(c.execute("select count(*) from pts").fetchone()[0] > 0, True, "pts intact")
     d = connect()
     expect_error(d, "select tracts_assign('x', 'lon', 'lat', 'out')", (),
