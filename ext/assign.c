@@ -142,19 +142,11 @@ static void assignRange(const AssignJob *j, int64_t i0, int64_t i1){
   }
 }
 
-/* The body of helper number w: take chunks until none is left. */
-/* Take the next chunk: its bounds in *pi0, *pi1, waiting (bWait) until
-** the parent has read its points. Returns 0 when no chunk is left, or
-** (without bWait) when the next chunk is not read yet: then *pi0 = -1. */
-static int takeChunk(AssignShared *s, int64_t nCap, int bWait,
-                     int64_t *pi0, int64_t *pi1){
+/* Take the next chunk: its bounds in *pi0, *pi1, waiting until the
+** parent has read its points. Returns 0 when no chunk is left. */
+static int takeChunk(AssignShared *s, int64_t nCap, int64_t *pi0,
+                     int64_t *pi1){
   int64_t i0, i1;
-  if( !bWait ){
-    /* only take a chunk that is ready */
-    int64_t n = __atomic_load_n(&s->iNext, __ATOMIC_RELAXED);
-    int64_t ready = __atomic_load_n(&s->nReady, __ATOMIC_ACQUIRE);
-    if( n+CHUNK>ready ){ *pi0 = -1; return 0; }
-  }
   i0 = __atomic_fetch_add(&s->iNext, CHUNK, __ATOMIC_RELAXED);
   if( i0>=nCap ) return 0;
   for(;;){
@@ -171,12 +163,19 @@ static int takeChunk(AssignShared *s, int64_t nCap, int bWait,
   return 1;
 }
 
+/* Assign chunk [i0, i1) and mark it done for the writer. */
+static void chunkJoin(const AssignJob *j, int64_t i0, int64_t i1){
+  assignRange(j, i0, i1);
+  __atomic_store_n(&j->aChunkDone[i0/CHUNK], 1, __ATOMIC_RELEASE);
+}
+
+/* The body of helper number w: take chunks until none is left. */
 static void helperMain(const AssignJob *j, int w){
   AssignShared *s = j->pSh;
   const char *zCrash = getenv("TRACTS_TEST_HELPER_CRASH");
   int nChunk = 0;
   int64_t i0, i1;
-  while( takeChunk(s, j->nCap, 1, &i0, &i1) ){
+  while( takeChunk(s, j->nCap, &i0, &i1) ){
     __atomic_store_n(&s->aBusy[w], i0, __ATOMIC_RELAXED);
     if( zCrash && atoi(zCrash)==w && nChunk==1 ){
       /* "W:write": die only once every point is read, so that the
@@ -188,8 +187,7 @@ static void helperMain(const AssignJob *j, int w){
       }
       raise(SIGKILL);
     }
-    assignRange(j, i0, i1);
-    __atomic_store_n(&j->aChunkDone[i0/CHUNK], 1, __ATOMIC_RELEASE);
+    chunkJoin(j, i0, i1);
     nChunk++;
   }
   __atomic_store_n(&s->aBusy[w], -1, __ATOMIC_RELAXED);
@@ -350,9 +348,8 @@ static int chunkReady(sqlite3 *db, const AssignJob *j, Helpers *h, int64_t i,
     int64_t i0, i1;
     int rc;
     if( __atomic_load_n(&s->iNext, __ATOMIC_RELAXED)<j->nPt
-     && takeChunk(s, j->nCap, 1, &i0, &i1) ){
-      assignRange(j, i0, i1);
-      __atomic_store_n(&j->aChunkDone[i0/CHUNK], 1, __ATOMIC_RELEASE);
+     && takeChunk(s, j->nCap, &i0, &i1) ){
+      chunkJoin(j, i0, i1);
       continue;
     }
     /* a helper has it: spin a little, then check and sleep in turn */
