@@ -40,7 +40,7 @@
 **
 **   GEOS's isValid costs about 50 us for a 200-vertex tract, most of a
 **   national load. trGeomProvenValid() first tries to prove a geometry
-**   valid cheaply: a grid of buckets over the edges shows no two meet
+**   valid cheaply: a grid of cells over the edges shows no two meet
 **   (except neighbours at their shared vertex, which must not fold back),
 **   and one point per ring shows the rings nest as OGC requires (holes
 **   inside their shell and outside each other, no shell inside another
@@ -404,7 +404,8 @@ struct VEdge {
   double minx, maxx;       /* x range */
   int iRing, k;            /* ring number, position in the ring */
   int nRingEdge;           /* edges of that ring */
-  int cx0, cy0, cx1, cy1;  /* range of bucket cells its box covers */
+  double miny, maxy;       /* y range */
+  int cx0, cy0, cx1, cy1;  /* range of grid cells its box covers */
 };
 
 /* Bucket of coordinate v in [lo, lo + n*w), clamped: monotonic in v, so
@@ -452,8 +453,9 @@ static int ringSide(const double *a, int n, double x, double y){
 
 int trGeomProvenValid(const TrGeom *p){
   VEdge *a;
-  int *aCell = 0, *aOff = 0, *aFill = 0;
-  int nEdge = 0, i, r, k = 0, bOk = 0, G, c;
+  int *aCell = 0, *aOff = 0;
+  int nEdge = 0, i, r, k = 0, bOk = 0;
+  size_t c;
   int *aRingStart = 0;
   if( p->nPoly<1 || p->nRing<1 ) return 0;
   a = malloc(sizeof(VEdge)*(size_t)(p->nPt > 0 ? p->nPt : 1));
@@ -488,52 +490,72 @@ int trGeomProvenValid(const TrGeom *p){
   }
   aRingStart[p->nRing] = k;
   /* no two edges meet, except neighbours in a ring at their shared point:
-  ** edges go into a G x G grid of buckets over the box; a pair is tested
-  ** in the first bucket both boxes cover */
+  ** edges go into a grid of square cells about twice the mean edge long
+  ** (so a cell holds a few edges: the boundary is a curve, it fills few
+  ** cells), at most 4 cells per edge on average; a pair is tested in the
+  ** first cell both boxes cover */
   {
-    double w, h;
-    size_t nRef = 0;
-    G = 1;
-    while( G*G*2 < nEdge && G<256 ) G++;
-    w = (p->aBox[2] - p->aBox[0])/G;
-    h = (p->aBox[3] - p->aBox[1])/G;
-    if( !(w>0.0) || !(h>0.0) ) goto done;
+    double s = 0.0, cell, W = p->aBox[2] - p->aBox[0], H = p->aBox[3] - p->aBox[1];
+    size_t nRef = 0, nCell;
+    int Gx, Gy;
+    for(i=0; i<nEdge; i++){
+      s += (a[i].maxx - a[i].minx) + fabs(a[i].y1 - a[i].y0);
+    }
+    cell = 2.0*s/nEdge;
+    if( !(W>0.0) || !(H>0.0) || !(cell>0.0) ) goto done;
+    /* at most 4 x nEdge cells: coarser when the edges are short */
+    if( (W/cell + 1.0)*(H/cell + 1.0) > 4.0*nEdge ){
+      cell = sqrt(W*H/(4.0*nEdge));
+      if( cell<W/65536.0 ) cell = W/65536.0;
+      if( cell<H/65536.0 ) cell = H/65536.0;
+    }
+    Gx = (int)(W/cell) + 1;
+    Gy = (int)(H/cell) + 1;
+    if( Gx>65536 ) Gx = 65536;
+    if( Gy>65536 ) Gy = 65536;
+    nCell = (size_t)Gx*(size_t)Gy;
+    if( nCell > 8*(size_t)nEdge + 64 ) goto done;
     for(i=0; i<nEdge; i++){
       VEdge *e = &a[i];
       double mny = e->y0<e->y1 ? e->y0 : e->y1, mxy = e->y0<e->y1 ? e->y1 : e->y0;
-      e->cx0 = bucketOf(e->minx, p->aBox[0], w, G);
-      e->cx1 = bucketOf(e->maxx, p->aBox[0], w, G);
-      e->cy0 = bucketOf(mny, p->aBox[1], h, G);
-      e->cy1 = bucketOf(mxy, p->aBox[1], h, G);
+      e->cx0 = bucketOf(e->minx, p->aBox[0], cell, Gx);
+      e->cx1 = bucketOf(e->maxx, p->aBox[0], cell, Gx);
+      e->cy0 = bucketOf(mny, p->aBox[1], cell, Gy);
+      e->cy1 = bucketOf(mxy, p->aBox[1], cell, Gy);
+      e->miny = mny;
+      e->maxy = mxy;
       nRef += (size_t)(e->cx1 - e->cx0 + 1)*(size_t)(e->cy1 - e->cy0 + 1);
     }
-    aOff = calloc((size_t)G*G + 1, sizeof(int));
-    aFill = calloc((size_t)G*G, sizeof(int));
+    if( nRef > 16*(size_t)nEdge ) goto done;    /* long edges: GEOS */
+    aOff = calloc(nCell + 1, sizeof(int));
     aCell = malloc(sizeof(int)*(nRef ? nRef : 1));
-    if( aOff==0 || aFill==0 || aCell==0 || nRef>0x7fffffff ) goto done;
+    if( aOff==0 || aCell==0 ) goto done;
     for(i=0; i<nEdge; i++){
       int x, y;
       for(y=a[i].cy0; y<=a[i].cy1; y++)
-        for(x=a[i].cx0; x<=a[i].cx1; x++) aOff[y*G + x + 1]++;
+        for(x=a[i].cx0; x<=a[i].cx1; x++) aOff[(size_t)y*Gx + x + 1]++;
     }
-    for(c=0; c<G*G; c++) aOff[c+1] += aOff[c];
+    for(c=0; c<nCell; c++) aOff[c+1] += aOff[c];
     for(i=0; i<nEdge; i++){
       int x, y;
       for(y=a[i].cy0; y<=a[i].cy1; y++)
-        for(x=a[i].cx0; x<=a[i].cx1; x++){
-          int cc = y*G + x;
-          aCell[aOff[cc] + aFill[cc]++] = i;
-        }
+        for(x=a[i].cx0; x<=a[i].cx1; x++) aCell[aOff[(size_t)y*Gx + x]++] = i;
     }
-    for(c=0; c<G*G; c++){
-      int cx = c % G, cy = c / G, m, n2;
-      for(m=aOff[c]; m<aOff[c+1]; m++){
+    /* aOff[c] is now where cell c+1 starts */
+    for(c=0; c<nCell; c++){
+      int cx, cy, m, n2;
+      int iBeg = c ? aOff[c-1] : 0, iEnd = aOff[c];
+      if( iEnd - iBeg < 2 ) continue;
+      cx = (int)(c % Gx);
+      cy = (int)(c / Gx);
+      for(m=iBeg; m<iEnd; m++){
         const VEdge *e = &a[aCell[m]];
-        for(n2=m+1; n2<aOff[c+1]; n2++){
+        for(n2=m+1; n2<iEnd; n2++){
           const VEdge *f = &a[aCell[n2]];
-          int fx = e->cx0>f->cx0 ? e->cx0 : f->cx0;
-          int fy = e->cy0>f->cy0 ? e->cy0 : f->cy0;
-          if( fx!=cx || fy!=cy ) continue;        /* tested in another */
+          if( e->maxx<f->minx || f->maxx<e->minx
+           || e->maxy<f->miny || f->maxy<e->miny ) continue;
+          if( (e->cx0>f->cx0 ? e->cx0 : f->cx0)!=cx
+           || (e->cy0>f->cy0 ? e->cy0 : f->cy0)!=cy ) continue;  /* tested in another */
           if( e->iRing==f->iRing ){
             int d = e->k - f->k;
             if( d<0 ) d = -d;
@@ -596,7 +618,6 @@ done:
   free(a);
   free(aCell);
   free(aOff);
-  free(aFill);
   free(aRingStart);
   return bOk;
 }

@@ -477,6 +477,47 @@ static void testValidityProof(void){
   CHECK(nFail==nFailBefore, "3000 random polygons: proven valid only when "
         "GEOS agrees");
   }
+  /* large rings, whose grid cells follow the mean edge length: a fine
+  ** circle (proven), the same with two far vertices swapped (it crosses
+  ** itself), a long thin comb of short and long edges, and wiggly stars */
+  {
+    enum { N = 4001 };
+    static double x[N], y[N];
+    int pt[] = {0}, k, t;
+    for(k=0; k<N-1; k++){
+      double a = -2*3.141592653589793*k/(N-1);
+      x[k] = cos(a); y[k] = sin(a);
+    }
+    x[N-1] = x[0]; y[N-1] = y[0];
+    checkProof(h, "circle of 4000 edges", 1, pt, N, x, y, 1);
+    { double tx = x[100], ty = y[100];
+      x[100] = x[2100]; y[100] = y[2100]; x[2100] = tx; y[2100] = ty; }
+    checkProof(h, "circle with two far vertices swapped", 1, pt, N, x, y, 0);
+    /* comb: teeth of 1e-4 wide and 1 long along a 0.2-wide base */
+    for(k=0, t=0; t<500; t++){
+      double x0 = t*4e-4;
+      x[k] = x0; y[k++] = 0;
+      x[k] = x0; y[k++] = 1;
+      x[k] = x0 + 2e-4; y[k++] = 1;
+      x[k] = x0 + 2e-4; y[k++] = 0;
+    }
+    x[k] = x[k-1]; y[k++] = -1;
+    x[k] = 0; y[k++] = -1;
+    x[k] = 0; y[k++] = 0;
+    checkProof(h, "comb of 500 teeth", 1, pt, k, x, y, -1);
+    x[1001] += 3e-4;                /* one tooth leans into the next */
+    checkProof(h, "comb with a leaning tooth", 1, pt, k, x, y, 0);
+    for(t=0; t<40; t++){
+      int n = 100 + (int)(rnd()%3000);
+      for(k=0; k<n-1; k++){
+        double a = -2*3.141592653589793*k/(n-1);
+        double r = 1.0 + 0.05*frand() + ((t%4)==0 ? 0.3*frand() : 0.0);
+        x[k] = r*cos(a); y[k] = r*sin(a);
+      }
+      x[n-1] = x[0]; y[n-1] = y[0];
+      checkProof(h, "large wiggly star", 1, pt, n, x, y, -1);
+    }
+  }
   GEOS_finish_r(h);
 }
 
