@@ -23,7 +23,7 @@ XCFLAGS := -fPIC -fvisibility=hidden -std=gnu11 -D_GNU_SOURCE $(WARN) \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # The extension links its libraries but never libsqlite3.
 XLIBS   := $(shell pkg-config --libs libzip geos shapelib libcrypto cairo libcurl proj 2>/dev/null) \
-           -lgeos_c -lpthread -lm
+           -ldeflate -lgeos_c -lpthread -lm
 
 SRC     := ext/main.c ext/config.c ext/geom.c ext/shpzip.c ext/layer.c ext/registry.c \
            ext/pip.c ext/lookup.c ext/assign.c ext/monitor.c ext/fetch.c
@@ -31,7 +31,7 @@ HDR     := ext/tracts_int.h ext/tracts_sql.h ext/census_states.h ext/census_laye
 
 DEB_BUILD := gcc make pkg-config libsqlite3-dev sqlite3 libzip-dev \
              libshp-dev libgeos-dev libssl-dev libcairo2-dev \
-             libcurl4-openssl-dev libproj-dev proj-data
+             libcurl4-openssl-dev libproj-dev proj-data libdeflate-dev
 DEB_TEST  := python3 python3-shapely python3-gdal libsqlite3-mod-spatialite \
              gdal-bin clang valgrind python3-geopandas
 DEB_BENCH := postgresql-15 postgresql-15-postgis-3 \
@@ -123,7 +123,7 @@ $(BUILD)/pipbench: bench/pipbench.c ext/geom.c ext/pip.c ext/tracts_int.h
 $(BUILD)/fuzz_zip: tests/fuzz_zip.c ext/shpzip.c ext/geom.c ext/tracts_int.h
 	clang -O1 -g -fsanitize=fuzzer,address,undefined $(XCFLAGS) -o $@ \
 	  tests/fuzz_zip.c ext/shpzip.c ext/geom.c \
-	  $(shell pkg-config --libs libzip shapelib libcrypto proj) -lgeos_c -lpthread -lm
+	  $(shell pkg-config --libs libzip shapelib libcrypto proj) -ldeflate -lgeos_c -lpthread -lm
 
 # libFuzzer harness for the saved-index check (tests/fuzz_index.c).
 $(BUILD)/fuzz_index: tests/fuzz_index.c ext/pip.c ext/tracts_int.h

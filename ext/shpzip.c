@@ -52,6 +52,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <libdeflate.h>
 #include <openssl/evp.h>
 #include <proj.h>
 #include <shapefil.h>
@@ -737,9 +738,81 @@ done:
 ** the whole member is read, so libzip checks its CRC. 0; 1 with p->zErr
 ** if too large to keep; 2 (a damaged archive) if it cannot be read back
 ** whole with its CRC. */
+/* zipMember for a deflated member that is kept: its compressed bytes are
+** inflated in one call by libdeflate (about twice zlib's speed, and the
+** inflate is most of a load's reading) and its CRC-32 checked. pBuf->a
+** holds nSize + 1 bytes. Returns as zipMember does. */
+static int zipInflate(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
+                      const char *zName, const zip_stat_t *pSt, MemBuf *pBuf){
+  struct libdeflate_decompressor *d;
+  enum libdeflate_result r;
+  unsigned char *aIn;
+  zip_file_t *f;
+  zip_int64_t n;
+  size_t nIn, nGot = 0, nOut = 0;
+  if( !(pSt->valid & ZIP_STAT_COMP_SIZE) || !(pSt->valid & ZIP_STAT_CRC)
+   || pSt->comp_size > (zip_uint64_t)TR_MAX_MEMBER ){
+    setErr(p, "member %s is corrupt: its compressed size is not known or "
+           "too large", zName);
+    return 2;
+  }
+  nIn = (size_t)pSt->comp_size;
+  aIn = malloc(nIn ? nIn : 1);
+  if( aIn==0 ) return setErr(p, "out of memory for member %s", zName);
+  f = zip_fopen_index(z, iIdx, ZIP_FL_COMPRESSED);
+  if( f==0 ){
+    setErr(p, "cannot open member %s: %s", zName,
+           zip_error_strerror(zip_get_error(z)));
+    free(aIn);
+    return 2;
+  }
+  while( nGot<nIn ){
+    n = zip_fread(f, aIn + nGot, nIn - nGot);
+    if( n<=0 ) break;
+    nGot += (size_t)n;
+  }
+  zip_fclose(f);
+  if( nGot!=nIn ){
+    setErr(p, "member %s is truncated (%zu of %zu compressed bytes)",
+           zName, nGot, nIn);
+    free(aIn);
+    return 2;
+  }
+  d = libdeflate_alloc_decompressor();
+  if( d==0 ){
+    free(aIn);
+    return setErr(p, "out of memory for member %s", zName);
+  }
+  r = libdeflate_deflate_decompress(d, aIn, nIn, pBuf->a, (size_t)pSt->size,
+                                    &nOut);
+  libdeflate_free_decompressor(d);
+  free(aIn);
+  if( r==LIBDEFLATE_INSUFFICIENT_SPACE ){
+    setErr(p, "member %s is corrupt: it inflates past its declared size",
+           zName);
+    return 2;
+  }
+  if( r!=LIBDEFLATE_SUCCESS ){
+    setErr(p, "member %s is corrupt: Compression error", zName);
+    return 2;
+  }
+  if( nOut!=(size_t)pSt->size ){
+    setErr(p, "member %s is corrupt: it inflates to %zu of its declared %"
+           PRIu64 " bytes", zName, nOut, (uint64_t)pSt->size);
+    return 2;
+  }
+  if( libdeflate_crc32(0, pBuf->a, nOut)!=pSt->crc ){
+    setErr(p, "member %s is corrupt: CRC error", zName);
+    return 2;
+  }
+  pBuf->n = nOut;
+  return 0;
+}
+
 static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
-                     const char *zName, zip_uint64_t nSize, MemBuf *pBuf){
+                     const char *zName, const zip_stat_t *pSt, MemBuf *pBuf){
   unsigned char aScratch[16384];
+  zip_uint64_t nSize = pSt->size;
   zip_file_t *f;
   zip_int64_t n;
   size_t nGot = 0;
@@ -750,6 +823,11 @@ static int zipMember(TrShapes *p, zip_t *z, zip_uint64_t iIdx,
     }
     pBuf->a = malloc((size_t)nSize + 1);
     if( pBuf->a==0 ) return setErr(p, "out of memory for member %s", zName);
+  }
+  if( pBuf && pSt->comp_method==ZIP_CM_DEFLATE
+   && (pSt->valid & ZIP_STAT_ENCRYPTION_METHOD)
+   && pSt->encryption_method==ZIP_EM_NONE ){
+    return zipInflate(p, z, iIdx, zName, pSt, pBuf);
   }
   f = zip_fopen_index(z, iIdx, 0);
   if( f==0 ){
@@ -887,7 +965,7 @@ static int zipToSet(TrShapes *p, const void *pZip, size_t nZip, MemSet *pSet){
       setErr(p, "cannot stat member %s", zName ? zName : "(unnamed)");
       goto done;
     }
-    rc = zipMember(p, z, (zip_uint64_t)i, st.name, st.size, pBuf);
+    rc = zipMember(p, z, (zip_uint64_t)i, st.name, &st, pBuf);
     if( rc ) goto done;
     rc = 1;
   }

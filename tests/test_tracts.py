@@ -653,6 +653,52 @@ def test_bad_zips():
         assert str(e).startswith("load_tracts: %s: member %s.shp is corrupt: "
                                  % (p, base)), str(e)
 
+    # the .shp's header fields patched (local header and central
+    # directory alike): a wrong CRC, a declared size too small or too large
+    def patched(name, field, value):
+        b = bytearray(raw)
+        with zipfile.ZipFile(HAND_ZIP()) as z:
+            info = z.getinfo(name)
+        local = {"crc": 14, "usize": 22}[field]
+        struct.pack_into("<I", b, info.header_offset + local, value)
+        k = b.find(b"PK\x01\x02")
+        while k >= 0:
+            n = struct.unpack_from("<H", b, k + 28)[0]
+            if bytes(b[k + 46:k + 46 + n]) == name.encode():
+                struct.pack_into("<I", b, k + {"crc": 16, "usize": 24}[field], value)
+                break
+            k = b.find(b"PK\x01\x02", k + 4)
+        assert k >= 0
+        return bytes(b), info
+    shp = base + ".shp"
+    data, info = patched(shp, "crc", 0x12345678)
+    p = os.path.join(d, "crc.zip")
+    open(p, "wb").write(data)
+    bad_load(c, p, "member %s is corrupt: CRC error" % shp)
+    raw_small, _ = patched(shp, "usize", info.file_size - 8)
+    p = os.path.join(d, "small.zip")
+    open(p, "wb").write(raw_small)
+    bad_load(c, p, "member %s is corrupt: it inflates past its declared size"
+             % shp)
+    raw_big, _ = patched(shp, "usize", info.file_size + 8)
+    p = os.path.join(d, "big.zip")
+    open(p, "wb").write(raw_big)
+    bad_load(c, p, "member %s is corrupt: it inflates to %d of its declared "
+             "%d bytes" % (shp, info.file_size, info.file_size + 8))
+
+    # stored (not deflated) members load as the deflated ones do
+    p = os.path.join(d, "stored", base + ".zip")
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    write_zip(p, good, zipfile.ZIP_STORED)
+    c2 = connect()
+    got = c2.execute("select tracts, error from load_tracts(?)", (p,)).fetchall()
+    want = c2.execute("select count(*) from tracts").fetchone()
+    c3 = connect()
+    c3.execute("select * from load_tracts(?)", (HAND_ZIP(),)).fetchall()
+    eq(got, [(want[0], None)])
+    eq(c2.execute("select GEOID, hex(geometry) from tracts order by 1").fetchall(),
+       c3.execute("select GEOID, hex(geometry) from tracts order by 1").fetchall())
+
     # a .shp member truncated inside a valid zip
     p = os.path.join(d, "shortshp.zip")
     m = dict(good)
