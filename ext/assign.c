@@ -858,6 +858,12 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
       bRowid = zType && strcmp(zType, "view")!=0 && sqlite3_column_int(pTl, 1)==0;
     }
     sqlite3_finalize(pTl);
+    if( !bFound && trInterrupted(db) ){
+      /* the lookup was stopped, not empty */
+      rc = SQLITE_INTERRUPT;
+      zErr = sqlite3_mprintf("tracts_assign: interrupted");
+      goto done;
+    }
     if( !bFound ){
       zErr = sqlite3_mprintf("tracts_assign: no such table: %s", azArg[0]);
       goto done;
@@ -872,6 +878,11 @@ static void assignFunc(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   ** read by SQLite as a string literal */
   for(i=1; i<=2; i++){
     if( !trHasColumn(db, zSrcSchema, zSrcTable, azArg[i]) ){
+      if( trInterrupted(db) ){
+        rc = SQLITE_INTERRUPT;
+        zErr = sqlite3_mprintf("tracts_assign: interrupted");
+        goto done;
+      }
       zErr = trHasColumn(db, zSrcSchema, zSrcTable, 0)
            ? sqlite3_mprintf("tracts_assign: no such column: %s", azArg[i])
            : sqlite3_mprintf("tracts_assign: no such table: %s", azArg[0]);

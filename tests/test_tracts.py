@@ -1084,6 +1084,35 @@ def test_assign_interrupt():
        .fetchone()[0], n)
 
 
+def test_assign_interrupt_while_checking_names():
+    """An interrupt that stops tracts_assign's own lookups of the source
+    table and its columns is an interrupt, never 'no such table' or 'no
+    such column' (an authorizer interrupts at the lookup's prepare)."""
+    c = connect()
+    assign_fixture(c, n=2000)
+    seen = []
+    for look in ("table_list", "table_xinfo"):
+        def auth(action, a1, a2, db, src, look=look):
+            if a1 and look in str(a1) or a2 and look in str(a2):
+                seen.append((action, a1, a2))
+                c.interrupt()
+            return sqlite3.SQLITE_OK
+        c.set_authorizer(auth)
+        try:
+            c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 1)").fetchall()
+            raise AssertionError("not interrupted (%s)" % look)
+        except sqlite3.OperationalError as e:
+            eq(str(e), "tracts_assign: interrupted", look)
+        finally:
+            c.set_authorizer(None)
+        assert seen, "the authorizer never saw %s" % look
+        eq(c.in_transaction, False)
+        eq(c.execute("select count(*) from sqlite_master where name='out'").fetchone()[0], 0)
+    # and without the interrupt, the call works
+    eq(c.execute("select tracts_assign('pts', 'lon', 'lat', 'out', 1)").fetchone()[0],
+       c.execute("select count(*) from pts").fetchone()[0])
+
+
 def test_assign_interrupt_inside_a_transaction():
     """Inside the caller's transaction an interrupt leaves either that
     transaction as it was (the destination unchanged), or, when it lands
