@@ -45,6 +45,15 @@
 **   layer's table must be a layer's (never a user table of that name) and
 **   a file must not bring a second vintage into a layer.
 **
+**   Commits: a file is committed when it is written, unless the next file
+**   is already waiting (read ahead, or downloaded while this one was
+**   written); then they are written one after another into one
+**   transaction, each still in its own savepoint, and committed together
+**   (at most LOAD_BATCH_ROWS rows or LOAD_BATCH_FILES files). In
+**   rollback-journal mode a commit costs several fsyncs, most of the time
+**   a small file takes. A commit that fails (a reader holds the database)
+**   leaves none of its files, each row saying so.
+**
 **   A single file that fails is an SQL error naming the file. In a
 **   directory each file stands alone: a failing file's row carries the
 **   error and the other files still load.
@@ -247,6 +256,8 @@ static int loadClose(sqlite3_vtab_cursor *cur){
 /* ---- loads: files read on threads, written here ------------------------ */
 
 #define LOAD_CHUNK       2048  /* records a reader reads at a time */
+#define LOAD_BATCH_ROWS  4096  /* a batch commits once it has this many rows */
+#define LOAD_BATCH_FILES 32    /* ... or this many files */
 #define LOAD_AHEAD_CHUNK 12    /* chunks read ahead of the writer, per file */
 
 /* One range of records of a file, read by a reader thread. */
@@ -295,6 +306,13 @@ struct TrLoad {
   int bStop;           /* readers stop taking work */
   pthread_t aTid[64];  /* reader threads */
   int nThread;         /* started */
+  /* the writer's batch (see trLoadStep); only the writer touches these */
+  TrSavepoint batch;   /* open while bBatch */
+  int bBatch;
+  int nBatchRows;      /* rows written in it */
+  TrLoadRow aPend[LOAD_BATCH_FILES];  /* rows of its files, then returned */
+  void *aPendTag[LOAD_BATCH_FILES];
+  int nPend, iPend;    /* rows held, next to return */
 };
 
 /* Year and state from the name of a file of layer L, as the Census names
@@ -904,7 +922,9 @@ static int loadWait(TrLoad *p, const struct timespec *pDeadline){
   return pthread_cond_timedwait(&p->cv, &p->mu, pDeadline)!=0;
 }
 
-int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
+/* Write the next file (trLoadStep's contract, without batches); a batch
+** is begun before it if none is open. */
+static int loadWriteNext(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
   struct timespec deadline, *pDeadline = 0;
   LoadFile *F = 0;
   int rc;
@@ -933,6 +953,11 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
   }
   pthread_mutex_unlock(&p->mu);
   if( ppTag ) *ppTag = F->pTag;
+  if( !p->bBatch && F->eState==FILE_OPEN
+   && trSavepointBegin(p->pConn->db, "tracts_load_batch", &p->batch)==SQLITE_OK ){
+    p->bBatch = 1;           /* else the file commits alone */
+    p->nBatchRows = 0;
+  }
   pRow->zFile = sqlite3_mprintf("%s", F->zName);
   if( pRow->zFile==0 ){
     rc = SQLITE_NOMEM;
@@ -969,9 +994,88 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
   return SQLITE_ROW;
 }
 
+/* Commit the batch. If that fails (a reader holds the database in
+** rollback-journal mode), it is undone and each of its files that had
+** loaded carries the error instead. */
+static void loadBatchEnd(TrLoad *p){
+  int rc, i;
+  p->bBatch = 0;
+  rc = trSavepointCommit(p->pConn->db, &p->batch);
+  if( rc==SQLITE_OK ) return;
+  for(i=p->iPend; i<p->nPend; i++){
+    TrLoadRow *r = &p->aPend[i];
+    if( r->zError ) continue;
+    r->zError = sqlite3_mprintf("%s: %s: cannot commit: %s", p->zFunc,
+                                r->zFile ? r->zFile : "", sqlite3_errstr(rc));
+    r->nTract = r->nRepaired = 0;
+  }
+}
+
+/* Files the writer finds already waiting are written one after another
+** into one transaction, a batch, each still in its own savepoint (so a
+** file that fails leaves the others): in rollback-journal mode a commit
+** costs several fsyncs, most of the time a small file takes. A batch is
+** committed as soon as no file is waiting (it is never held open while
+** the writer waits for a download or a reader), and at LOAD_BATCH_ROWS
+** rows or LOAD_BATCH_FILES files. Its rows are returned once it has
+** committed. An interrupt undoes the files of the open batch. */
+int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
+  memset(pRow, 0, sizeof(*pRow));
+  for(;;){
+    TrLoadRow row;
+    void *pTag = 0;
+    int rc;
+    if( !p->bBatch && p->iPend<p->nPend ){
+      *pRow = p->aPend[p->iPend];
+      if( ppTag ) *ppTag = p->aPendTag[p->iPend];
+      p->iPend++;
+      return SQLITE_ROW;
+    }
+    if( !p->bBatch ) p->nPend = p->iPend = 0;
+    rc = loadWriteNext(p, p->bBatch ? 0 : msWait, &row, &pTag);
+    if( rc==SQLITE_ROW ){
+      p->aPend[p->nPend] = row;
+      p->aPendTag[p->nPend] = pTag;
+      p->nPend++;
+      p->nBatchRows += row.nTract;
+      if( !p->bBatch ) continue;      /* committed alone */
+      if( p->nPend>=LOAD_BATCH_FILES || p->nBatchRows>=LOAD_BATCH_ROWS ){
+        loadBatchEnd(p);
+      }
+      continue;
+    }
+    if( p->bBatch && (rc==SQLITE_BUSY || rc==SQLITE_DONE) ){
+      loadBatchEnd(p);                /* nothing waits: commit */
+      continue;
+    }
+    if( p->bBatch ){                  /* interrupted, or out of memory */
+      trSavepointUndo(p->pConn->db, &p->batch);
+      p->bBatch = 0;
+    }
+    while( p->nPend>0 ){
+      TrLoadRow *r = &p->aPend[--p->nPend];
+      sqlite3_free(r->zFile);
+      sqlite3_free(r->zState);
+      sqlite3_free(r->zError);
+    }
+    p->iPend = 0;
+    return rc;
+  }
+}
+
 void trLoadFree(TrLoad *p){
   int i, k;
   if( p==0 ) return;
+  while( p->iPend<p->nPend ){       /* rows never asked for */
+    TrLoadRow *r = &p->aPend[p->iPend++];
+    sqlite3_free(r->zFile);
+    sqlite3_free(r->zState);
+    sqlite3_free(r->zError);
+  }
+  if( p->bBatch ){                  /* never left open; defensively */
+    trSavepointUndo(p->pConn->db, &p->batch);
+    p->bBatch = 0;
+  }
   /* stop the readers, wait for them, drop what they read ahead */
   pthread_mutex_lock(&p->mu);
   p->bStop = 1;

@@ -173,8 +173,9 @@ TrLayer *trLayerResolve(TractsConn *pConn, const char *zFunc,
                         const char *zKey, int srid, char **pzErr);
 
 /* A load: files are added (from any thread) and written by the thread
-** that calls trLoadStep, each in one savepoint, while reader threads open
-** and read the files ahead of it. load_tracts adds its files up front;
+** that calls trLoadStep, each in one savepoint (files already waiting are
+** committed together, see layer.c), while reader threads open and read
+** the files ahead of it. load_tracts adds its files up front;
 ** fetch_tracts adds each as its download completes. */
 typedef struct TrLoadRow TrLoadRow;
 struct TrLoadRow {
@@ -203,9 +204,10 @@ int trLoadAdd(TrLoad *p, const char *zFile, const char *zName, void *pTag,
               TrLoadOpened xOpened);
 void trLoadClose(TrLoad *p);   /* no more files will be added */
 /* Write the next file in *pRow (caller frees its strings): SQLITE_ROW,
-** its error if any in pRow->zError and its tag in *ppTag; SQLITE_BUSY if
-** none was ready within msWait ms (negative: wait); SQLITE_DONE when
-** closed and all written; SQLITE_NOMEM or SQLITE_INTERRUPT. */
+** its error if any in pRow->zError and its tag in *ppTag, once it is
+** committed; SQLITE_BUSY if none was ready within msWait ms (negative:
+** wait); SQLITE_DONE when closed and all written; SQLITE_NOMEM or
+** SQLITE_INTERRUPT (the files not yet committed are rolled back). */
 int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag);
 void trLoadFree(TrLoad *p);    /* stops and joins the readers */
 

@@ -1568,6 +1568,57 @@ def test_projected_and_other_datum_files_are_reprojected():
         assert near <= len(pts) // 100, "%s: %d of %d differ" % (name, near, len(pts))
 
 
+def test_directory_files_commit_together_each_whole():
+    """Files the writer finds waiting are committed together (one
+    transaction, each file in its own savepoint): a bad file among them
+    leaves the others loaded; a commit a reader blocks leaves none of
+    them, each row saying so, and no transaction open."""
+    d = os.path.join(FX, "batch")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    shutil.copy(SYN("25"), d)
+    shutil.copy(SYN("44"), d)
+    bad = os.path.join(d, "cb_2019_30_tract_500k.zip")
+    open(bad, "wb").write(b"PK\x03\x04 not really")
+    want_bad = "load_tracts: %s: not a valid zip archive: Not a zip archive" % bad
+    c = connect()
+    rows = c.execute("select state, tracts>0, error from load_tracts(?)",
+                     (d,)).fetchall()
+    eq(rows, [("25", 1, None), (None, 0, want_bad), ("44", 1, None)])
+    eq(c.execute("select group_concat(distinct STATEFP) from "
+                 "(select STATEFP from tracts order by 1)").fetchone()[0], "25,44")
+    eq(c.in_transaction, False)
+
+    db = os.path.join(FX, "batchbusy.db")
+    for x in (db, db + "-journal"):
+        if os.path.exists(x):
+            os.remove(x)
+    setup = connect(db)
+    setup.execute("create table big(x)")
+    setup.executemany("insert into big values(?)", [(i,) for i in range(5000)])
+    setup.close()
+    a = sqlite3.connect(db, isolation_level=None, timeout=0.2)
+    a.enable_load_extension(True)
+    a.load_extension(EXT)
+    b = sqlite3.connect(db, isolation_level=None)
+    cur = b.execute("select * from big")
+    cur.fetchone()                           # holds a shared lock
+    rows = a.execute("select file, tracts, error from load_tracts(?)",
+                     (d,)).fetchall()
+    locked = "load_tracts: %s: cannot commit: database is locked"
+    eq(rows, [(os.path.join(d, "cb_2019_25_tract_500k.zip"), 0,
+               locked % os.path.join(d, "cb_2019_25_tract_500k.zip")),
+              (bad, 0, want_bad),
+              (os.path.join(d, "cb_2019_44_tract_500k.zip"), 0,
+               locked % os.path.join(d, "cb_2019_44_tract_500k.zip"))])
+    eq(a.in_transaction, False, "no transaction left open by the load")
+    cur.fetchall()
+    b.close()
+    eq(a.execute("select count(*) from sqlite_schema where name like 'tracts%'")
+       .fetchone()[0], 0, "the blocked load left nothing")
+    a.close()
+
+
 def test_commit_blocked_by_a_reader_leaves_no_open_transaction():
     """In rollback-journal mode a reader blocks the commit (RELEASE of the
     outermost savepoint): the work is undone and the connection is out of
