@@ -1568,6 +1568,19 @@ def test_projected_and_other_datum_files_are_reprojected():
         assert near <= len(pts) // 100, "%s: %d of %d differ" % (name, near, len(pts))
 
 
+def busy_db(name):
+    """A fresh database file with a table a reader can hold open."""
+    db = os.path.join(FX, name)
+    for x in (db, db + "-journal"):
+        if os.path.exists(x):
+            os.remove(x)
+    setup = connect(db)
+    setup.execute("create table big(x)")
+    setup.executemany("insert into big values(?)", [(i,) for i in range(5000)])
+    setup.close()
+    return db
+
+
 def test_directory_files_commit_together_each_whole():
     """Files the writer finds waiting are committed together (one
     transaction, each file in its own savepoint): a bad file among them
@@ -1589,14 +1602,7 @@ def test_directory_files_commit_together_each_whole():
                  "(select STATEFP from tracts order by 1)").fetchone()[0], "25,44")
     eq(c.in_transaction, False)
 
-    db = os.path.join(FX, "batchbusy.db")
-    for x in (db, db + "-journal"):
-        if os.path.exists(x):
-            os.remove(x)
-    setup = connect(db)
-    setup.execute("create table big(x)")
-    setup.executemany("insert into big values(?)", [(i,) for i in range(5000)])
-    setup.close()
+    db = busy_db("batchbusy.db")
     a = sqlite3.connect(db, isolation_level=None, timeout=0.2)
     a.enable_load_extension(True)
     a.load_extension(EXT)
@@ -1623,14 +1629,7 @@ def test_commit_blocked_by_a_reader_leaves_no_open_transaction():
     """In rollback-journal mode a reader blocks the commit (RELEASE of the
     outermost savepoint): the work is undone and the connection is out of
     any transaction, so nothing later is lost silently."""
-    db = os.path.join(FX, "busy.db")
-    for x in (db, db + "-journal"):
-        if os.path.exists(x):
-            os.remove(x)
-    setup = connect(db)
-    setup.execute("create table big(x)")
-    setup.executemany("insert into big values(?)", [(i,) for i in range(5000)])
-    setup.close()
+    db = busy_db("busy.db")
 
     def reader():
         b = sqlite3.connect(db, isolation_level=None)
