@@ -1568,6 +1568,54 @@ def test_projected_and_other_datum_files_are_reprojected():
         assert near <= len(pts) // 100, "%s: %d of %d differ" % (name, near, len(pts))
 
 
+def test_reprojected_file_of_many_ranges_on_several_threads():
+    """A NAD27 file of 5,000 tracts (three ranges of records, read by
+    reader threads that keep their PROJ transformations between ranges)
+    loads the same with 1 and 3 threads, and every vertex is where GDAL
+    puts it back in NAD83."""
+    d = os.path.join(FX, "crs-many")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    gen("--out", os.path.join(d, "src"), "--states", "06", "--tracts", "5000",
+        "--vertices", "12")
+    src = "/vsizip/" + os.path.join(d, "src", "cb_2019_06_tract_500k.zip")
+    out = os.path.join(d, "shp")
+    subprocess.run(["ogr2ogr", "-t_srs", "EPSG:4267", out, src], check=True,
+                   capture_output=True)
+    z = os.path.join(d, "cb_2019_06_tract_500k.zip")
+    with zipfile.ZipFile(z, "w") as w:
+        for f in os.listdir(out):
+            w.write(os.path.join(out, f), f)
+    got = {}
+    for threads in (1, 3):
+        c = connect()
+        c.execute("select tracts_config('threads', ?)", (threads,))
+        eq(c.execute("select tracts, error from load_tracts(?)", (z,)).fetchall(),
+           [(5000, None)], "threads %d" % threads)
+        got[threads] = c.execute("select GEOID, hex(geometry) from tracts "
+                                 "order by GEOID").fetchall()
+        if threads == 3:
+            try:
+                c.load_extension("mod_spatialite")
+            except sqlite3.OperationalError as e:
+                raise Skip("mod_spatialite: %s" % e)
+            ours = vertices(c)
+    eq(got[1], got[3], "the same rows with 1 and 3 threads")
+    back = os.path.join(d, "back")
+    subprocess.run(["ogr2ogr", "-t_srs", "EPSG:4269", back,
+                    os.path.join(out, "cb_2019_06_tract_500k.shp")],
+                   check=True, capture_output=True)
+    g = connect()
+    g.execute("select count(*) from load_tracts(?)",
+              (os.path.join(back, "cb_2019_06_tract_500k.shp"),)).fetchone()
+    g.load_extension("mod_spatialite")
+    gdal = vertices(g)
+    eq(sorted(ours), sorted(gdal))
+    worst = max(max(abs(a[0] - b[0]), abs(a[1] - b[1]))
+                for k in ours for a, b in zip(ours[k], gdal[k]))
+    assert worst < 1e-7, "vertices off by %g degree" % worst
+
+
 def busy_db(name):
     """A fresh database file with a table a reader can hold open."""
     db = os.path.join(FX, name)
