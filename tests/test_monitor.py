@@ -227,11 +227,18 @@ def test_descendants_are_counted():
     during = [r for r in rows if r["children"] == 4]
     assert during, rows
     assert max(r["cpu_children_pct"] for r in rows) > 80, rows
-    for r in during:
+    rss_seen = 0
+    for r in rows:
+        rss_seen = max(rss_seen, r["children_rss_bytes"])
+        if r["children"] != 4:
+            continue
         assert r["children_rss_bytes"] > 4 * 1024 * 4, r
-        # PSS (smaps_rollup, exact, read less often for big processes) and
-        # RSS (stat, counters that may lag) are not read together
-        assert 0 < r["children_pss_bytes"] <= 2 * r["children_rss_bytes"], r
+        # PSS (smaps_rollup, exact) is read again only when its cost fits
+        # the budget (less often under ASan, where reading costs more), so
+        # a sample may repeat an earlier reading: it is bounded by the
+        # largest RSS seen so far (stat counters that may lag), not by
+        # this sample's
+        assert 0 < r["children_pss_bytes"] <= 2 * rss_seen, (r, rss_seen)
         assert r["cpu_pct"] >= r["cpu_children_pct"] - 1e-9, r
     # every CPU figure is >= 0 although children exited between samples
     assert min(r["cpu_children_pct"] for r in samples(c)) >= 0
