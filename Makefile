@@ -120,9 +120,9 @@ $(BUILD)/pipbench: bench/pipbench.c ext/geom.c ext/pip.c ext/tracts_int.h
 	  $(shell pkg-config --libs sqlite3) -lgeos_c -lm
 
 # libFuzzer harness for the zip/shapefile reader (tests/fuzz_zip.c).
-$(BUILD)/fuzz_zip: tests/fuzz_zip.c ext/shpzip.c ext/geom.c ext/tracts_int.h
+$(BUILD)/fuzz_zip: tests/fuzz_zip.c ext/shpzip.c ext/geom.c ext/pip.c ext/tracts_int.h
 	clang -O1 -g -fsanitize=fuzzer,address,undefined $(XCFLAGS) -o $@ \
-	  tests/fuzz_zip.c ext/shpzip.c ext/geom.c \
+	  tests/fuzz_zip.c ext/shpzip.c ext/geom.c ext/pip.c \
 	  $(shell pkg-config --libs libzip shapelib libcrypto proj) -ldeflate -lgeos_c -lpthread -lm
 
 # libFuzzer harness for the saved-index check (tests/fuzz_index.c).

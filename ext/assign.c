@@ -61,9 +61,10 @@
 **   finished before the first row is written: an interrupted write rolls
 **   the caller's whole transaction back (SQLite's rule), so that window is
 **   kept to the writing. An interrupt never leaves a transaction this call
-**   began open (see TrSavepoint). The host must not rely on SIGCHLD for processes it did not
-**   start (helpers are reaped here, by pid; if the host ignores SIGCHLD the
-**   kernel reaps them and completion is read from the shared mapping).
+**   began open (see TrSavepoint). The host must not rely on SIGCHLD for
+**   processes it did not start (helpers are reaped here, by pid; if the
+**   host ignores SIGCHLD the kernel reaps them and completion is read from
+**   the shared mapping).
 **   Destination names of the extension's own tables are refused.
 */
 #include "tracts_sql.h"

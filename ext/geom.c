@@ -418,12 +418,10 @@ static int bucketOf(double v, double lo, double w, int n){
   return c>=n ? n-1 : c;
 }
 
-/* 1 if edges e and f (not adjacent) certainly do not meet. */
+/* 1 if edges e and f (not adjacent, their boxes meeting) certainly do
+** not meet. */
 static int edgesApart(const VEdge *e, const VEdge *f){
-  double eminy = e->y0<e->y1 ? e->y0 : e->y1, emaxy = e->y0<e->y1 ? e->y1 : e->y0;
-  double fminy = f->y0<f->y1 ? f->y0 : f->y1, fmaxy = f->y0<f->y1 ? f->y1 : f->y0;
   int o1, o2;
-  if( e->maxx<f->minx || f->maxx<e->minx || emaxy<fminy || fmaxy<eminy ) return 1;
   o1 = orientSure(e->x0, e->y0, e->x1, e->y1, f->x0, f->y0);
   o2 = orientSure(e->x0, e->y0, e->x1, e->y1, f->x1, f->y1);
   if( o1!=0 && o1==o2 ) return 1;
@@ -473,6 +471,8 @@ int trGeomProvenValid(const TrGeom *p){
       e->x0 = v[2*i]; e->y0 = v[2*i+1]; e->x1 = v[2*i+2]; e->y1 = v[2*i+3];
       e->minx = e->x0<e->x1 ? e->x0 : e->x1;
       e->maxx = e->x0<e->x1 ? e->x1 : e->x0;
+      e->miny = e->y0<e->y1 ? e->y0 : e->y1;
+      e->maxy = e->y0<e->y1 ? e->y1 : e->y0;
       e->iRing = r;
       e->k = m++;
     }
@@ -499,7 +499,7 @@ int trGeomProvenValid(const TrGeom *p){
     size_t nRef = 0, nCell;
     int Gx, Gy;
     for(i=0; i<nEdge; i++){
-      s += (a[i].maxx - a[i].minx) + fabs(a[i].y1 - a[i].y0);
+      s += (a[i].maxx - a[i].minx) + (a[i].maxy - a[i].miny);
     }
     cell = 2.0*s/nEdge;
     if( !(W>0.0) || !(H>0.0) || !(cell>0.0) ) goto done;
@@ -517,13 +517,10 @@ int trGeomProvenValid(const TrGeom *p){
     if( nCell > 8*(size_t)nEdge + 64 ) goto done;
     for(i=0; i<nEdge; i++){
       VEdge *e = &a[i];
-      double mny = e->y0<e->y1 ? e->y0 : e->y1, mxy = e->y0<e->y1 ? e->y1 : e->y0;
       e->cx0 = bucketOf(e->minx, p->aBox[0], cell, Gx);
       e->cx1 = bucketOf(e->maxx, p->aBox[0], cell, Gx);
-      e->cy0 = bucketOf(mny, p->aBox[1], cell, Gy);
-      e->cy1 = bucketOf(mxy, p->aBox[1], cell, Gy);
-      e->miny = mny;
-      e->maxy = mxy;
+      e->cy0 = bucketOf(e->miny, p->aBox[1], cell, Gy);
+      e->cy1 = bucketOf(e->maxy, p->aBox[1], cell, Gy);
       nRef += (size_t)(e->cx1 - e->cx0 + 1)*(size_t)(e->cy1 - e->cy0 + 1);
     }
     if( nRef > 16*(size_t)nEdge ) goto done;    /* long edges: GEOS */

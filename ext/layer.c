@@ -994,6 +994,13 @@ static int loadWriteNext(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
   return SQLITE_ROW;
 }
 
+/* Free the strings of a row nobody will be given. */
+static void loadRowFree(TrLoadRow *r){
+  sqlite3_free(r->zFile);
+  sqlite3_free(r->zState);
+  sqlite3_free(r->zError);
+}
+
 /* Commit the batch. If that fails (a reader holds the database in
 ** rollback-journal mode), it is undone and each of its files that had
 ** loaded carries the error instead. */
@@ -1038,11 +1045,11 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
       p->aPendTag[p->nPend] = pTag;
       p->nPend++;
       p->nBatchRows += row.nTract;
-      if( !p->bBatch ) continue;      /* committed alone */
-      if( p->nPend>=LOAD_BATCH_FILES || p->nBatchRows>=LOAD_BATCH_ROWS ){
+      if( p->bBatch && (p->nPend>=LOAD_BATCH_FILES
+                        || p->nBatchRows>=LOAD_BATCH_ROWS) ){
         loadBatchEnd(p);
       }
-      continue;
+      continue;                       /* (a file outside a batch: returned) */
     }
     if( p->bBatch && (rc==SQLITE_BUSY || rc==SQLITE_DONE) ){
       loadBatchEnd(p);                /* nothing waits: commit */
@@ -1052,12 +1059,7 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
       trSavepointUndo(p->pConn->db, &p->batch);
       p->bBatch = 0;
     }
-    while( p->nPend>0 ){
-      TrLoadRow *r = &p->aPend[--p->nPend];
-      sqlite3_free(r->zFile);
-      sqlite3_free(r->zState);
-      sqlite3_free(r->zError);
-    }
+    while( p->nPend>0 ) loadRowFree(&p->aPend[--p->nPend]);
     p->iPend = 0;
     return rc;
   }
@@ -1066,12 +1068,7 @@ int trLoadStep(TrLoad *p, int msWait, TrLoadRow *pRow, void **ppTag){
 void trLoadFree(TrLoad *p){
   int i, k;
   if( p==0 ) return;
-  while( p->iPend<p->nPend ){       /* rows never asked for */
-    TrLoadRow *r = &p->aPend[p->iPend++];
-    sqlite3_free(r->zFile);
-    sqlite3_free(r->zState);
-    sqlite3_free(r->zError);
-  }
+  while( p->iPend<p->nPend ) loadRowFree(&p->aPend[p->iPend++]);  /* unasked */
   if( p->bBatch ){                  /* never left open; defensively */
     trSavepointUndo(p->pConn->db, &p->batch);
     p->bBatch = 0;

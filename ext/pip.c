@@ -1055,6 +1055,16 @@ void *trBigAlloc(size_t n){
   return p;
 }
 
+void trBigPopulate(void *p, size_t n){
+#ifdef MADV_POPULATE_WRITE
+  uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+  uintptr_t b = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+  if( b>a ) madvise((void*)a, b - a, MADV_POPULATE_WRITE);  /* else: faults */
+#else
+  (void)p; (void)n;
+#endif
+}
+
 _Static_assert(sizeof(PipNode)==PIP_NODE_BYTES, "PipNode layout");
 
 void pipArrays(const PipIndex *p, PipArrays *a){

@@ -50,7 +50,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <libdeflate.h>
@@ -64,56 +63,19 @@ typedef struct MemBuf MemBuf;
 struct MemBuf {
   unsigned char *a;    /* bytes (owned by the MemSet) */
   size_t n;            /* size */
-  size_t nMap;         /* bytes mapped by bufAlloc, 0 if malloc'd */
 };
 
-/* Buffers of BUF_MAP bytes or more (a zip, an inflated .shp) are mapped,
-** with huge pages where the kernel allows, and their first nPop bytes
-** populated in one call: a page fault per 4 KiB, as malloc'd memory takes
-** when first written, costs on a virtual machine about as much as
-** inflating into the page (a national load took 81,000 faults, now about
-** 20,000). nPop is what will surely be written, so that a size a damaged
-** zip declares commits no memory it does not fill. */
-#if defined(__SANITIZE_ADDRESS__)
-# define TR_ASAN 1
-#elif defined(__has_feature)
-# if __has_feature(address_sanitizer)
-#  define TR_ASAN 1
-# endif
-#endif
-#ifdef TR_ASAN
-# define BUF_MAP ((size_t)-1)     /* malloc'd, so ASan watches every byte */
-#else
-# define BUF_MAP ((size_t)1 << 20)
-#endif
-
+/* A buffer for a zip or an inflated part (free() frees it), as the index's
+** big arrays are made (trBigAlloc), with its first nPop bytes faulted in
+** at once (trBigPopulate: a national load took 81,000 page faults, now
+** about 20,000). nPop is what will surely be written, so that a size a
+** damaged zip declares commits no memory it does not fill. */
 static int bufAlloc(MemBuf *pBuf, size_t n, size_t nPop){
-  pBuf->n = pBuf->nMap = 0;
-  if( n<BUF_MAP ){
-    pBuf->a = malloc(n ? n : 1);
-    return pBuf->a==0;
-  }
-  pBuf->a = mmap(0, n, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0);
-  if( pBuf->a==MAP_FAILED ){
-    pBuf->a = 0;
-    return 1;
-  }
-  pBuf->nMap = n;
-#ifdef MADV_HUGEPAGE
-  madvise(pBuf->a, n, MADV_HUGEPAGE);
-#endif
-#ifdef MADV_POPULATE_WRITE
-  if( nPop>n ) nPop = n;
-  nPop -= nPop % 4096;
-  if( nPop ) madvise(pBuf->a, nPop, MADV_POPULATE_WRITE);  /* else: faults */
-#endif
+  pBuf->n = 0;
+  pBuf->a = trBigAlloc(n);
+  if( pBuf->a==0 ) return 1;
+  trBigPopulate(pBuf->a, nPop<n ? nPop : n);
   return 0;
-}
-
-static void bufFree(MemBuf *pBuf){
-  if( pBuf->nMap ) munmap(pBuf->a, pBuf->nMap);
-  else free(pBuf->a);
-  memset(pBuf, 0, sizeof(*pBuf));
 }
 
 /* The parts of one shapefile, served to shapelib by name. */
@@ -211,8 +173,8 @@ static void memHooks(SAHooks *h){
 }
 
 static void memSetFree(MemSet *s){
-  bufFree(&s->shp); bufFree(&s->shx); bufFree(&s->dbf); bufFree(&s->cpg);
-  bufFree(&s->prj);
+  free(s->shp.a); free(s->shx.a); free(s->dbf.a); free(s->cpg.a);
+  free(s->prj.a);
   memset(s, 0, sizeof(*s));
 }
 
@@ -264,7 +226,7 @@ static int readFile(const char *zPath, MemBuf *pBuf, int64_t nMax){
   }
   n = fread(pBuf->a, 1, (size_t)st.st_size, f);
   fclose(f);
-  if( n!=(size_t)st.st_size ){ bufFree(pBuf); return EIO; }
+  if( n!=(size_t)st.st_size ){ free(pBuf->a); pBuf->a = 0; return EIO; }
   pBuf->n = n;
   return 0;
 }
@@ -805,7 +767,7 @@ static int zipInflate(TrShapes *p, zip_t *z, size_t nZip, zip_uint64_t iIdx,
   if( f==0 ){
     setErr(p, "cannot open member %s: %s", zName,
            zip_error_strerror(zip_get_error(z)));
-    bufFree(&in);
+    free(in.a);
     return 2;
   }
   while( nGot<nIn ){
@@ -817,18 +779,18 @@ static int zipInflate(TrShapes *p, zip_t *z, size_t nZip, zip_uint64_t iIdx,
   if( nGot!=nIn ){
     setErr(p, "member %s is truncated (%zu of %zu compressed bytes)",
            zName, nGot, nIn);
-    bufFree(&in);
+    free(in.a);
     return 2;
   }
   d = libdeflate_alloc_decompressor();
   if( d==0 ){
-    bufFree(&in);
+    free(in.a);
     return setErr(p, "out of memory for member %s", zName);
   }
   r = libdeflate_deflate_decompress(d, aIn, nIn, pBuf->a, (size_t)pSt->size,
                                     &nOut);
   libdeflate_free_decompressor(d);
-  bufFree(&in);
+  free(in.a);
   if( r==LIBDEFLATE_INSUFFICIENT_SPACE ){
     setErr(p, "member %s is corrupt: it inflates past its declared size",
            zName);
@@ -1070,7 +1032,7 @@ static int pathToSet(TrShapes *p, const char *zPath, MemSet *pSet){
   if( rc==EFBIG ) return setErr(p, "file is larger than 4 GiB");
   if( rc ) return setErr(p, "cannot read: %s", strerror(rc));
   rc = zipToSet(p, file.a, file.n, pSet);   /* 0, 1 or 2 */
-  bufFree(&file);
+  free(file.a);
   return rc;
 }
 

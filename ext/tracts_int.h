@@ -263,6 +263,11 @@ void pipArrays(const PipIndex *p, PipArrays *a);
 /* malloc for the index's large arrays (free() frees it): big ones are
 ** aligned to and backed by huge pages where the kernel allows. */
 void *trBigAlloc(size_t n);
+/* Fault in the whole pages of [p, p+n) in one call, where the kernel can
+** (MADV_POPULATE_WRITE): on a virtual machine a page fault per 4 KiB, as
+** memory takes when first written, costs about as much as filling the
+** page. For buffers about to be written whole. */
+void trBigPopulate(void *p, size_t n);
 PipIndex *pipAdopt(PipArrays *a);
 void pipStats(const PipIndex *p, char *zBuf, int nBuf);
 
