@@ -400,18 +400,18 @@ static int orientSure(double ax, double ay, double bx, double by,
 /* One edge of the geometry being checked. */
 typedef struct VEdge VEdge;
 struct VEdge {
-  double x0, y0, x1, y1;   /* end points */
   double minx, maxx;       /* x range */
-  int iRing, k;            /* ring number, position in the ring */
-  int nRingEdge;           /* edges of that ring */
   double miny, maxy;       /* y range */
   int cx0, cy0, cx1, cy1;  /* range of grid cells its box covers */
+  double x0, y0, x1, y1;   /* end points */
+  int iRing, k;            /* ring number, position in the ring */
+  int nRingEdge;           /* edges of that ring */
 };
 
 /* Bucket of coordinate v in [lo, lo + n*w), clamped: monotonic in v, so
-** edges whose boxes meet share a bucket. */
-static int bucketOf(double v, double lo, double w, int n){
-  double t = (v - lo)/w;
+** edges whose boxes meet share a bucket. iw is 1 / the bucket width. */
+static int bucketOf(double v, double lo, double iw, int n){
+  double t = (v - lo)*iw;
   int c;
   if( !(t>0.0) ) return 0;
   c = (int)t;
@@ -451,9 +451,8 @@ static int ringSide(const double *a, int n, double x, double y){
 
 int trGeomProvenValid(const TrGeom *p){
   VEdge *a;
-  int *aCell = 0, *aOff = 0;
+  int *aHead = 0, *aRef = 0;
   int nEdge = 0, i, r, k = 0, bOk = 0;
-  size_t c;
   int *aRingStart = 0;
   if( p->nPoly<1 || p->nRing<1 ) return 0;
   a = malloc(sizeof(VEdge)*(size_t)(p->nPt > 0 ? p->nPt : 1));
@@ -492,8 +491,9 @@ int trGeomProvenValid(const TrGeom *p){
   /* no two edges meet, except neighbours in a ring at their shared point:
   ** edges go into a grid of square cells about twice the mean edge long
   ** (so a cell holds a few edges: the boundary is a curve, it fills few
-  ** cells), at most 4 cells per edge on average; a pair is tested in the
-  ** first cell both boxes cover */
+  ** cells), at most 4 cells per edge on average. Each edge, as it goes in,
+  ** is tested against those already in its cells; a pair is tested in the
+  ** first cell both boxes cover. */
   {
     double s = 0.0, cell, W = p->aBox[2] - p->aBox[0], H = p->aBox[3] - p->aBox[1];
     size_t nRef = 0, nCell;
@@ -515,50 +515,51 @@ int trGeomProvenValid(const TrGeom *p){
     if( Gy>65536 ) Gy = 65536;
     nCell = (size_t)Gx*(size_t)Gy;
     if( nCell > 8*(size_t)nEdge + 64 ) goto done;
-    for(i=0; i<nEdge; i++){
-      VEdge *e = &a[i];
-      e->cx0 = bucketOf(e->minx, p->aBox[0], cell, Gx);
-      e->cx1 = bucketOf(e->maxx, p->aBox[0], cell, Gx);
-      e->cy0 = bucketOf(e->miny, p->aBox[1], cell, Gy);
-      e->cy1 = bucketOf(e->maxy, p->aBox[1], cell, Gy);
-      nRef += (size_t)(e->cx1 - e->cx0 + 1)*(size_t)(e->cy1 - e->cy0 + 1);
+    {
+      double ix = 1.0/cell, x0 = p->aBox[0], y0 = p->aBox[1];
+      for(i=0; i<nEdge; i++){
+        VEdge *e = &a[i];
+        e->cx0 = bucketOf(e->minx, x0, ix, Gx);
+        e->cx1 = bucketOf(e->maxx, x0, ix, Gx);
+        e->cy0 = bucketOf(e->miny, y0, ix, Gy);
+        e->cy1 = bucketOf(e->maxy, y0, ix, Gy);
+        nRef += (size_t)(e->cx1 - e->cx0 + 1)*(size_t)(e->cy1 - e->cy0 + 1);
+      }
     }
     if( nRef > 16*(size_t)nEdge ) goto done;    /* long edges: GEOS */
-    aOff = calloc(nCell + 1, sizeof(int));
-    aCell = malloc(sizeof(int)*(nRef ? nRef : 1));
-    if( aOff==0 || aCell==0 ) goto done;
-    for(i=0; i<nEdge; i++){
-      int x, y;
-      for(y=a[i].cy0; y<=a[i].cy1; y++)
-        for(x=a[i].cx0; x<=a[i].cx1; x++) aOff[(size_t)y*Gx + x + 1]++;
-    }
-    for(c=0; c<nCell; c++) aOff[c+1] += aOff[c];
-    for(i=0; i<nEdge; i++){
-      int x, y;
-      for(y=a[i].cy0; y<=a[i].cy1; y++)
-        for(x=a[i].cx0; x<=a[i].cx1; x++) aCell[aOff[(size_t)y*Gx + x]++] = i;
-    }
-    /* aOff[c] is now where cell c+1 starts */
-    for(c=0; c<nCell; c++){
-      int cx, cy, m, n2;
-      int iBeg = c ? aOff[c-1] : 0, iEnd = aOff[c];
-      if( iEnd - iBeg < 2 ) continue;
-      cx = (int)(c % Gx);
-      cy = (int)(c / Gx);
-      for(m=iBeg; m<iEnd; m++){
-        const VEdge *e = &a[aCell[m]];
-        for(n2=m+1; n2<iEnd; n2++){
-          const VEdge *f = &a[aCell[n2]];
-          if( e->maxx<f->minx || f->maxx<e->minx
-           || e->maxy<f->miny || f->maxy<e->miny ) continue;
-          if( (e->cx0>f->cx0 ? e->cx0 : f->cx0)!=cx
-           || (e->cy0>f->cy0 ? e->cy0 : f->cy0)!=cy ) continue;  /* tested in another */
-          if( e->iRing==f->iRing ){
-            int d = e->k - f->k;
-            if( d<0 ) d = -d;
-            if( d==1 || d==e->nRingEdge-1 ) continue;   /* neighbours */
+    /* each cell is a list of the edges put in it so far (aHead: 1 + the
+    ** newest entry, 0 for none; aRef: pairs of edge number and the entry
+    ** below it); an edge meets the ones before it in each of its cells */
+    aHead = calloc(nCell, sizeof(int));
+    aRef = malloc(sizeof(int)*2*(nRef ? nRef : 1));
+    if( aHead==0 || aRef==0 ) goto done;
+    {
+      int nUsed = 0;
+      for(i=0; i<nEdge; i++){
+        const VEdge *e = &a[i];
+        int x, y;
+        for(y=e->cy0; y<=e->cy1; y++){
+          for(x=e->cx0; x<=e->cx1; x++){
+            int *pHead = &aHead[(size_t)y*Gx + x], m;
+            for(m=*pHead; m; m=aRef[2*(m-1)+1]){
+              const VEdge *f;
+              if( aRef[2*(m-1)]==i-1 && e->k>0 ) continue;  /* neighbours */
+              f = &a[aRef[2*(m-1)]];
+              if( e->maxx<f->minx || f->maxx<e->minx
+               || e->maxy<f->miny || f->maxy<e->miny ) continue;
+              if( (e->cx0>f->cx0 ? e->cx0 : f->cx0)!=x
+               || (e->cy0>f->cy0 ? e->cy0 : f->cy0)!=y ) continue;  /* tested in another */
+              if( e->iRing==f->iRing ){
+                int d = e->k - f->k;
+                if( d<0 ) d = -d;
+                if( d==1 || d==e->nRingEdge-1 ) continue;   /* neighbours */
+              }
+              if( !edgesApart(e, f) ) goto done;
+            }
+            aRef[2*nUsed] = i;
+            aRef[2*nUsed+1] = *pHead;
+            *pHead = ++nUsed;
           }
-          if( !edgesApart(e, f) ) goto done;
         }
       }
     }
@@ -613,8 +614,8 @@ int trGeomProvenValid(const TrGeom *p){
   bOk = 1;
 done:
   free(a);
-  free(aCell);
-  free(aOff);
+  free(aHead);
+  free(aRef);
   free(aRingStart);
   return bOk;
 }
