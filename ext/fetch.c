@@ -46,7 +46,9 @@
 **
 **   A complete file goes to the loader of load_tracts (layer.c): its
 **   reader threads open it, which inflates every member and checks its
-**   CRC and the shapefile. Only then is it renamed into the cache, with a
+**   CRC and the shapefile. Only then is it synced to the disk (by that
+**   reader, so a slow disk never stalls the transfers) and renamed into
+**   the cache, with a
 **   .meta file beside it (url, etag, last-modified, sha256); a damaged
 **   file is deleted and fetched again. This thread writes each file in
 **   its own savepoint as it arrives, while the others download. A cached
@@ -222,6 +224,16 @@ static int metaRead(const char *zFile, CacheMeta *p){
   /* another process may have replaced the file but not yet its .meta */
   if( stat(zFile, &st) || st.st_size!=p->nBytes ) return 1;
   return 0;
+}
+
+/* Flush zFile's data to the disk, so that a rename makes it visible only
+** whole, even after a crash. 0 or an errno value. */
+static int syncFile(const char *zFile){
+  int fd = open(zFile, O_RDONLY | O_CLOEXEC), rc = 0;
+  if( fd<0 ) return errno;
+  if( fdatasync(fd) ) rc = errno ? errno : EIO;
+  close(fd);
+  return rc;
 }
 
 /* Write zFile.meta atomically. 0 or an errno value. */
@@ -773,11 +785,13 @@ static void segRetry(Fetch *p, FetchJob *j, Seg *s, double rRetryAfter,
 
 /* The file is complete: flush it and let the loader verify and load it. */
 static void jobComplete(Fetch *p, FetchJob *j){
-  if( fdatasync(j->fd) ){
+  /* not synced here: a sync would stall every transfer on this thread;
+  ** loaderOpened syncs it, on a loader thread, before it enters the cache */
+  if( close(j->fd) ){
+    j->fd = -1;
     jobFail(p, j, "cannot write %s: %s", j->zTmp, strerror(errno));
     return;
   }
-  close(j->fd);
   j->fd = -1;
   j->bFromCache = 0;
   pthread_mutex_lock(&p->mu);
@@ -918,7 +932,7 @@ static int loaderOpened(void *pTag, int rc, const char *zErr,
     gmtime_r(&t, &tm);
     strftime(m.zFetched, sizeof(m.zFetched), "%Y-%m-%dT%H:%M:%SZ", &tm);
     m.nBytes = j->nSize;
-    if( rename(j->zTmp, j->zCache)==0 ){
+    if( syncFile(j->zTmp)==0 && rename(j->zTmp, j->zCache)==0 ){
       metaWrite(j->zCache, &m);
     }else{
       unlink(j->zTmp);     /* loaded all the same, just not kept */
