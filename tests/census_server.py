@@ -326,6 +326,7 @@ class CensusServer(ThreadingHTTPServer):
         hd = h.headers
         e = {
             "t": round(time.monotonic() - self.t0, 6),
+            "port": h.client_address[1],
             "method": h.command,
             "path": h.path,
             "range": hd.get("Range"),
@@ -532,6 +533,7 @@ class Handler(BaseHTTPRequestHandler):
                 sys.stderr.write("census_server: %s %s: %s\n"
                                  % (self.command, self.path, ex))
         finally:
+            e["t_done"] = round(time.monotonic() - srv.t0, 6)
             e["done"] = True
             if srv.verbose:
                 sys.stderr.write("census_server: %s %s -> %s, %d bytes%s%s\n"
