@@ -35,8 +35,8 @@
 **     connect_timeout  seconds to connect (30)
 **     low_speed_timeout  seconds under 1 KB/s before a transfer is dropped
 **              and resumed (30)
-**     split_kb  smallest piece a file is split into for parallel Range
-**              requests when connections are idle; 0: never split (1024)
+**     split_kb  smallest Range piece a file is cut into, to be fetched
+**              on several connections at once; 0: never cut (1024)
 **     progress  -1 never, 0 (default) when stderr is a terminal, 1 always
 **     persist_index  1 (default): tract_of and tracts_assign save the index
 **              they build in the table tracts_index, so later connections

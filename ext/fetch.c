@@ -35,10 +35,11 @@
 **
 **   One download thread drives libcurl's multi interface with up to
 **   `connections` transfers, largest states first. Each file is written to
-**   a temporary name in the cache directory, in pieces: a big file is cut
-**   into Range pieces as soon as its size is known (splitEarly), and when
-**   a connection is idle and no file waits, the largest remaining piece
-**   is split and its second half requested with Range (the first transfer
+**   a temporary name in the cache directory, in pieces: once its size and
+**   the connections' speed are known, a file that would arrive too late
+**   to be loaded before the fetch's expected end is cut into Range pieces
+**   (planSplit), and a connection with nothing left to start takes the
+**   second half of the transfer that would end last (the first transfer
 **   stops where the new piece starts). A failed piece is retried after an
 **   exponential backoff with jitter (Retry-After on 429 and 503), resuming
 **   where it stopped when the server honours ranges (If-Range guards
@@ -113,6 +114,9 @@ static const struct { int iFips; const char *zUsps; int nTract; } aState[] = {
 
 #define MAX_SEG      32          /* pieces one file may be split into */
 #define SPLIT_ALIGN  65536       /* piece boundaries are multiples of this */
+#define PLAN_MEASURE 0.5         /* seconds of a transfer that measure speed */
+#define PLAN_LOAD    2.0         /* a file's load, in its bytes' time at the
+                                 ** whole fetch's rate (see planSplit) */
 #define ERRMSG       512
 #define MAX_FILE     ((int64_t)4 << 30)   /* load_tracts reads at most this */
 
@@ -311,6 +315,7 @@ struct FetchJob {
   int nTract;
   char *zLoadErr;
   int bLoaded;             /* a row came back from the loader */
+  int bPlanned;            /* planSplit has decided its pieces */
 };
 
 /* One transfer: an easy handle fetching one piece. */
@@ -333,6 +338,9 @@ struct Xfer {
   int bAcceptRanges;
   int bHtml;               /* Content-Type: text/html */
   int64_t iRangeStart, iRangeTotal;   /* from Content-Range, -1 if none */
+  double tReq;             /* when it was asked for */
+  double tFirst;           /* when its body began, 0 before */
+  int64_t nGot;            /* body bytes it brought */
   char zCurlErr[CURL_ERROR_SIZE];
 };
 
@@ -361,6 +369,10 @@ struct Fetch {
   double t0, tDrawn;
   int64_t nGot;            /* body bytes written */
   int bDrew;
+  /* what finished transfers showed, for planSplit */
+  double rDoneBytes, rDoneTime;   /* body bytes, seconds receiving them */
+  double rLatSum;          /* seconds from request to first byte, summed */
+  int nLat;
 };
 
 static double rand01(Fetch *p){
@@ -406,6 +418,7 @@ static void jobCloseTmp(FetchJob *j, int bUnlink){
 static void jobReset(FetchJob *j){
   j->nSeg = 1;
   j->nSize = -1;
+  j->bPlanned = 0;
   memset(&j->aSeg[0], 0, sizeof(Seg));
   j->aSeg[0].iEnd = -1;
   if( j->fd>=0 && ftruncate(j->fd, 0) ){ /* the rewrite overwrites it */ }
@@ -485,31 +498,6 @@ static size_t onHeader(char *z, size_t sz, size_t nItem, void *pArg){
   return n;
 }
 
-/* A large file, just started: cut the rest of it into pieces at once
-** (at least 2 x split_kb each, at most a quarter of the connections), so
-** that it is not the last transfer to end, on one connection, with its
-** load still to come. The pieces start as connections come free. */
-static void splitEarly(Fetch *p, FetchJob *j){
-  Seg *s = &j->aSeg[0];
-  int64_t nPiece, nEach, iPos;
-  int k;
-  if( p->nSplit<=0 || p->nConn<4 || j->nSeg!=1 ) return;
-  nPiece = j->nSize / (2*p->nSplit);
-  if( nPiece>p->nConn/4 ) nPiece = p->nConn/4;
-  if( nPiece>MAX_SEG ) nPiece = MAX_SEG;
-  if( nPiece<2 ) return;
-  nEach = j->nSize / nPiece;
-  nEach -= nEach % SPLIT_ALIGN;
-  if( nEach<=0 ) return;
-  s->iEnd = nEach;
-  for(k=1, iPos=nEach; k<nPiece; k++, iPos+=nEach){
-    Seg *t = &j->aSeg[j->nSeg++];
-    memset(t, 0, sizeof(*t));
-    t->iPos = iPos;
-    t->iEnd = k==nPiece-1 ? j->nSize : iPos+nEach;
-  }
-}
-
 /* The first bytes of a body: decide what it is. 0 to go on, 1 to stop. */
 static int bodyStart(Xfer *x, const char *z, size_t n){
   FetchJob *j = x->pJob;
@@ -519,6 +507,9 @@ static int bodyStart(Xfer *x, const char *z, size_t n){
   curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
   curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &nLen);
   x->bStarted = 1;
+  x->tFirst = trNow();
+  j->pF->rLatSum += x->tFirst - x->tReq;
+  j->pF->nLat++;
   j->status = (int)code;
   if( code!=200 && code!=206 ){
     x->bDiscard = 1;             /* an error page: judged when done */
@@ -558,7 +549,6 @@ static int bodyStart(Xfer *x, const char *z, size_t n){
   snprintf(j->zLastMod, sizeof(j->zLastMod), "%s", x->zLastMod);
   j->bRanges = !j->bNoRanges && x->bAcceptRanges && j->nSize>0
             && rangeValidator(j)!=0;
-  if( j->bRanges ) splitEarly(j->pF, j);
   return 0;
 }
 
@@ -595,6 +585,7 @@ static size_t onBody(char *z, size_t sz, size_t nItem, void *pArg){
     k += (size_t)w;
   }
   s->iPos += (int64_t)nWrite;
+  x->nGot += (int64_t)nWrite;
   j->pF->nGot += (int64_t)nWrite;
   if( nWrite<n ){
     x->bClipped = 1;             /* the rest belongs to the next piece */
@@ -630,6 +621,7 @@ static int xferStart(Fetch *p, FetchJob *j, int iSeg){
   x->iSeg = iSeg;
   x->rRetryAfter = -1;
   x->iRangeStart = x->iRangeTotal = -1;
+  x->tReq = trNow();
   x->h = curl_easy_init();
   if( x->h==0 ){ free(x); return 1; }
   curl_easy_setopt(x->h, CURLOPT_URL, j->zUrl);
@@ -810,6 +802,10 @@ static void xferDone(Fetch *p, Xfer *x, CURLcode res){
   curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &code);
   curl_multi_remove_handle(p->pMulti, x->h);
   s->pX = 0;
+  if( x->tFirst>0 && x->nGot>0 ){
+    p->rDoneBytes += (double)x->nGot;
+    p->rDoneTime += trNow() - x->tFirst;
+  }
   if( code ) j->status = (int)code;
   if( j->eState!=J_RUN ){
     /* the job failed or restarted while this piece was running */
@@ -1000,32 +996,194 @@ static void jobStart(Fetch *p, FetchJob *j){
   jobReset(j);
 }
 
-/* Split the largest piece being fetched, if worth it: a new piece for an
-** idle connection. Returns the job and piece, or 0. */
-static FetchJob *splitLargest(Fetch *p, int *piSeg){
+/* ---- planning the pieces ------------------------------------------------
+**
+** Each request costs a connection the server's latency L before its first
+** byte; then the connection brings R bytes a second. Both are measured as
+** the fetch goes. The work left is the rest of every running transfer,
+** plus L and the bytes of every piece and file still to start (a file not
+** started yet is guessed from its expected tracts and the bytes per tract
+** seen so far). Shared among the connections, it says when the fetch
+** should end: T.
+**
+** A file should arrive by T less PLAN_LOAD times what its bytes take at
+** the whole fetch's rate. Once that time is about what its load takes
+** after it arrives; twice leaves room for the files loading before it.
+** (Measured on the benchmark of bench/fetch_bench.py: with once, the
+** biggest files arrive near the end and their loads queue; two and three
+** times came out alike, four split more than it saved.) So planSplit cuts
+** a file that would arrive later into as few Range pieces as arrive in
+** time, the others starting as connections come free. A connection with
+** nothing left to start takes the second half of the transfer that would
+** end last, when that ends it sooner. No piece is shorter than split_kb.
+** Every cut costs a request, and so L on some connection: this makes
+** about 56 requests for the 52 files of the benchmark, where cutting
+** every file over 2 MB into up to 4 pieces made 76 and ended later. */
+
+/* Bytes a second one connection brings (from finished transfers and ones
+** that have run PLAN_MEASURE seconds), 0 before that is known; the mean
+** latency L in *pL. */
+static double connRate(Fetch *p, double tNow, double *pL){
+  double b = p->rDoneBytes, t = p->rDoneTime;
+  int i, k;
+  for(i=0; i<p->nJob; i++){
+    FetchJob *j = &p->aJob[i];
+    for(k=0; k<j->nSeg; k++){
+      Xfer *x = j->aSeg[k].pX;
+      if( x && x->tFirst>0 && tNow-x->tFirst>=PLAN_MEASURE ){
+        b += (double)x->nGot;
+        t += tNow - x->tFirst;
+      }
+    }
+  }
+  *pL = p->nLat ? p->rLatSum/p->nLat : 0.0;
+  return t>=PLAN_MEASURE && b>0 ? b/t : 0.0;
+}
+
+/* Seconds until transfer x of piece s ends, at R bytes a second (nLeft
+** its remaining bytes). */
+static double xferLeft(const Xfer *x, int64_t nLeft, double tNow, double R,
+                       double L){
+  double lat = x->tFirst>0 ? 0.0 : L - (tNow - x->tReq);
+  return (lat>0 ? lat : 0.0) + (double)(nLeft>0 ? nLeft : 0)/R;
+}
+
+static int cmpDouble(const void *a, const void *b){
+  double x = *(const double*)a, y = *(const double*)b;
+  return x<y ? -1 : x>y;
+}
+
+/* Decide the pieces of job j, whose piece 0 streams the whole file and
+** whose size is known (see the comment above). Waits (returns with j not
+** planned) until R is known. */
+static void planSplit(Fetch *p, FetchJob *j, double tNow){
+  Seg *s0 = &j->aSeg[0];
+  double R, L, rW = 0.0, rNeed, T, D, aEnd[64];
+  double rKnown = 0.0, rKnownW = 0.0, rRatio;
+  int i, k, nEnd = 0, nActive = 0, nPend = 0, kBest = 0;
+  int64_t aB[MAX_SEG+1], aBest[MAX_SEG+1];
+  R = connRate(p, tNow, &L);
+  if( R<=0.0 ) return;                  /* not yet known: later */
+  j->bPlanned = 1;
+  for(i=0; i<p->nJob; i++){
+    if( p->aJob[i].nSize>0 ){
+      rKnown += (double)p->aJob[i].nSize;
+      rKnownW += p->aJob[i].nWeight;
+    }
+  }
+  rRatio = rKnownW>0 ? rKnown/rKnownW : 0.0;
+  for(i=0; i<p->nJob; i++){
+    FetchJob *jj = &p->aJob[i];
+    if( jj->eState==J_QUEUED ){
+      /* a cached copy is most likely still current: a 304 */
+      rW += L + (jj->bRevalidate ? 0.0 : jj->nWeight*rRatio/R);
+      continue;
+    }
+    if( jj->eState!=J_RUN ) continue;
+    for(k=0; k<jj->nSeg; k++){
+      Seg *s = &jj->aSeg[k];
+      int64_t iLast = s->iEnd>=0 ? s->iEnd : (int64_t)(jj->nWeight*rRatio);
+      if( s->pX ){
+        nActive++;
+        if( jj==j && k==0 ) continue;
+        if( nEnd<64 ){
+          aEnd[nEnd] = xferLeft(s->pX, iLast - s->iPos, tNow, R, L);
+          rW += aEnd[nEnd++];
+        }
+      }else if( s->iEnd>s->iPos ){
+        nPend++;
+        rW += L + (double)(s->iEnd - s->iPos)/R;
+      }
+    }
+  }
+  for(i=nActive; i<p->nConn && nEnd<64; i++) aEnd[nEnd++] = 0.0;
+  qsort(aEnd, (size_t)nEnd, sizeof(double), cmpDouble);
+  rNeed = (double)(j->nSize - s0->iPos)/R;
+  T = (rW + rNeed)/p->nConn;
+  D = T - PLAN_LOAD*(double)j->nSize/(p->nConn*R);
+  if( rNeed<=D ) return;
+  /* k pieces: this one, and k-1 starting as the next connections not
+  ** already promised to waiting pieces come free, all ending at E */
+  for(k=2; k<=MAX_SEG && nPend+k-1<=nEnd; k++){
+    double E = rNeed, rDue;
+    int bOk = 1;
+    for(i=0; i<k-1; i++) E += aEnd[nPend+i] + L;
+    E /= k;
+    aB[0] = s0->iPos;
+    aB[1] = s0->iPos + (int64_t)(E*R);
+    for(i=1; i<k; i++){
+      if( i>1 ) aB[i] = aB[i-1] + (int64_t)((E - aEnd[nPend+i-2] - L)*R);
+      aB[i] -= aB[i] % SPLIT_ALIGN;
+      if( aB[i] - aB[i-1] < p->nSplit ) bOk = 0;
+    }
+    aB[k] = j->nSize;
+    if( aB[k] - aB[k-1] < p->nSplit ) bOk = 0;
+    if( !bOk ) break;
+    kBest = k;
+    memcpy(aBest, aB, sizeof(int64_t)*(size_t)(k+1));
+    rDue = T + (k-1)*L/p->nConn - PLAN_LOAD*(double)j->nSize/(p->nConn*R);
+    if( E<=rDue ) break;
+  }
+  if( kBest<2 ) return;
+  s0->iEnd = aBest[1];
+  for(k=1; k<kBest; k++){
+    Seg *t = &j->aSeg[j->nSeg++];
+    memset(t, 0, sizeof(*t));
+    t->iPos = aBest[k];
+    t->iEnd = aBest[k+1];
+  }
+}
+
+/* Plan the files whose size and whose connections' speed are known. */
+static void planWork(Fetch *p){
+  double tNow = trNow();
+  int i;
+  if( p->nSplit<=0 ) return;
+  for(i=0; i<p->nJob; i++){
+    FetchJob *j = &p->aJob[i];
+    Xfer *x = j->aSeg[0].pX;
+    if( j->eState==J_RUN && j->bRanges && !j->bPlanned && j->nSeg==1
+     && x && x->tFirst>0 && !x->bRange && j->aSeg[0].iEnd==j->nSize ){
+      planSplit(p, j, tNow);
+    }
+  }
+}
+
+/* An idle connection with nothing to start: take the second half of the
+** transfer that would end last, if that ends it sooner by more than a
+** request's latency costs. Returns the job and the new piece, or 0. */
+static FetchJob *splitLatest(Fetch *p, int *piSeg){
   FetchJob *jBest = 0;
   Seg *sBest = 0;
-  int64_t nBest = 0;
+  double tNow = trNow(), R, L, rBest = 0.0, lat = 0.0;
   int i, k;
+  int64_t iMid;
   if( p->nSplit<=0 ) return 0;
+  R = connRate(p, tNow, &L);
+  if( R<=0.0 ) return 0;                /* no cut before speed is known */
   for(i=0; i<p->nJob; i++){
     FetchJob *j = &p->aJob[i];
     if( j->eState!=J_RUN || !j->bRanges || j->nSeg>=MAX_SEG ) continue;
     for(k=0; k<j->nSeg; k++){
       Seg *s = &j->aSeg[k];
-      if( s->pX && s->iEnd>=0 && s->iEnd-s->iPos > nBest ){
-        nBest = s->iEnd - s->iPos;
-        jBest = j;
-        sBest = s;
-      }
+      double t;
+      if( s->pX==0 || s->iEnd<0 ) continue;
+      t = xferLeft(s->pX, s->iEnd - s->iPos, tNow, R, L);
+      if( t>rBest ){ rBest = t; jBest = j; sBest = s; }
     }
   }
-  if( jBest==0 || nBest < 2*p->nSplit ) return 0;
+  /* the new piece waits L, the old one goes on: both end at once when
+  ** the old stops at iMid; worth it if that is 0.05 s sooner */
+  if( jBest==0 || rBest - L < 0.1 ) return 0;
+  if( sBest->pX->tFirst<=0 ){
+    lat = L - (tNow - sBest->pX->tReq);
+    if( lat<0 ) lat = 0;
+  }
+  iMid = (sBest->iPos + sBest->iEnd + (int64_t)((L - lat)*R))/2;
+  iMid -= iMid % SPLIT_ALIGN;
+  if( iMid<=sBest->iPos || sBest->iEnd - iMid < p->nSplit ) return 0;
   {
-    int64_t iMid = sBest->iPos + nBest/2;
     Seg *sNew = &jBest->aSeg[jBest->nSeg];
-    iMid -= iMid % SPLIT_ALIGN;
-    if( iMid<=sBest->iPos ) return 0;
     memset(sNew, 0, sizeof(*sNew));
     sNew->iPos = iMid;
     sNew->iEnd = sBest->iEnd;
@@ -1077,7 +1235,7 @@ static double startWork(Fetch *p){
       jobStart(p, j);
       if( j->eState==J_RUN ){ jPick = j; iSeg = 0; }
     }
-    if( jPick==0 ) jPick = splitLargest(p, &iSeg);
+    if( jPick==0 ) jPick = splitLatest(p, &iSeg);
     if( jPick==0 ) break;
     if( xferStart(p, jPick, iSeg) ){
       jobFail(p, jPick, "out of memory");
@@ -1120,6 +1278,7 @@ static void *fetchThread(void *pArg){
     double tNext;
     CURLMsg *m;
     if( __atomic_load_n(&p->bAbort, __ATOMIC_RELAXED) ) break;
+    planWork(p);
     tNext = startWork(p);
     curl_multi_perform(p->pMulti, &nRunning);
     while( (m = curl_multi_info_read(p->pMulti, &nMsg))!=0 ){

@@ -599,6 +599,7 @@ def test_large_files_split_into_parallel_ranges():
 
 def test_one_file_on_many_connections():
     e = Env("earlysplit", connections=16, split_kb=64)
+    e.rules([{"match": "*", "rate": 300000}])
     rows = e.fetch("MA")
     eq(rows[0]["error"], None)
     g = gets(e.log())
@@ -609,6 +610,32 @@ def test_one_file_on_many_connections():
     eq(len(set(starts)), len(starts), "no piece is fetched twice")
     eq(rows[0]["requests"], len(g))
     e.check(["25"])
+
+
+def test_a_file_that_arrives_at_once_is_not_cut():
+    # no latency, no cap: the file is in before its speed is even measured
+    e = Env("fastone", connections=16, split_kb=64)
+    rows = e.fetch("MA")
+    eq((rows[0]["error"], rows[0]["requests"]), (None, 1))
+    eq([x["range"] for x in gets(e.log())], [None])
+    e.check(["25"])
+
+
+def test_only_files_that_would_arrive_late_are_cut():
+    # 4 connections at 200 KB/s: MA (650 KB) would arrive long after the
+    # rest, so it is cut into pieces; NH (140 KB, 0.7 s) runs past the
+    # half second that measures the speed but arrives in time: one request
+    e = Env("plan", connections=4, split_kb=64)
+    e.rules([{"match": "*", "rate": 200000, "latency_ms": 100}])
+    rows = {r["state"]: r for r in e.fetch("MA,CT,NH,RI,VT")}
+    eq([rows[s]["error"] for s in STATES], [None] * 5)
+    ma = gets(e.log("25"))
+    assert len(ma) >= 2 and all(x["range"] for x in ma[1:]), ma
+    for usps in ("NH", "RI", "VT"):
+        g = gets(e.log(STATES[usps]))
+        eq((rows[usps]["requests"], len(g), g[0]["range"]), (1, 1, None),
+           usps)
+    e.check(list(STATES.values()))
 
 
 def test_server_that_advertises_ranges_but_ignores_them():
