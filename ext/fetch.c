@@ -1274,7 +1274,7 @@ static void *fetchThread(void *pArg){
   Fetch *p = (Fetch*)pArg;
   int i;
   for(;;){
-    int nRunning = 0, bLeft = 0, nMsg;
+    int nRunning = 0, bLeft = 0, nMsg, nEnded = 0;
     double tNext;
     CURLMsg *m;
     if( __atomic_load_n(&p->bAbort, __ATOMIC_RELAXED) ) break;
@@ -1286,6 +1286,7 @@ static void *fetchThread(void *pArg){
       if( m->msg!=CURLMSG_DONE ) continue;
       curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char**)&x);
       xferDone(p, x, m->data.result);
+      nEnded++;
     }
     if( p->bProgress && trNow()-p->tDrawn>0.25 ){
       progressDraw(p, 0);
@@ -1298,8 +1299,11 @@ static void *fetchThread(void *pArg){
     }
     pthread_mutex_unlock(&p->mu);
     if( !bLeft ) break;
-    /* files requeued by the loader start at the next startWork */
-    curl_multi_poll(p->pMulti, 0, 0, tNext<0.099 ? (int)(tNext*1000)+1 : 100, 0);
+    /* files requeued by the loader start at the next startWork; a
+    ** connection a transfer just left starts its next one at once */
+    if( nEnded==0 ){
+      curl_multi_poll(p->pMulti, 0, 0, tNext<0.099 ? (int)(tNext*1000)+1 : 100, 0);
+    }
   }
   /* stop what still runs (an abort); temporary files go */
   for(i=0; i<p->nJob; i++){
