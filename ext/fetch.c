@@ -1054,16 +1054,15 @@ static int cmpDouble(const void *a, const void *b){
 }
 
 /* Decide the pieces of job j, whose piece 0 streams the whole file and
-** whose size is known (see the comment above). Waits (returns with j not
-** planned) until R is known. */
-static void planSplit(Fetch *p, FetchJob *j, double tNow){
+** whose size is known (see the comment above), R and L as connRate
+** measured them. */
+static void planSplit(Fetch *p, FetchJob *j, double tNow, double R,
+                      double L){
   Seg *s0 = &j->aSeg[0];
-  double R, L, rW = 0.0, rNeed, T, D, aEnd[64];
+  double rW = 0.0, rNeed, T, D, aEnd[64];
   double rKnown = 0.0, rKnownW = 0.0, rRatio;
   int i, k, nEnd = 0, nActive = 0, nPend = 0, kBest = 0;
   int64_t aB[MAX_SEG+1], aBest[MAX_SEG+1];
-  R = connRate(p, tNow, &L);
-  if( R<=0.0 ) return;                  /* not yet known: later */
   j->bPlanned = 1;
   for(i=0; i<p->nJob; i++){
     if( p->aJob[i].nSize>0 ){
@@ -1134,17 +1133,19 @@ static void planSplit(Fetch *p, FetchJob *j, double tNow){
   }
 }
 
-/* Plan the files whose size and whose connections' speed are known. */
+/* Plan the files whose size is known, once the connections' speed is. */
 static void planWork(Fetch *p){
-  double tNow = trNow();
+  double tNow = trNow(), R, L;
   int i;
   if( p->nSplit<=0 ) return;
+  R = connRate(p, tNow, &L);
+  if( R<=0.0 ) return;                  /* not yet known: later */
   for(i=0; i<p->nJob; i++){
     FetchJob *j = &p->aJob[i];
     Xfer *x = j->aSeg[0].pX;
     if( j->eState==J_RUN && j->bRanges && !j->bPlanned && j->nSeg==1
      && x && x->tFirst>0 && !x->bRange && j->aSeg[0].iEnd==j->nSize ){
-      planSplit(p, j, tNow);
+      planSplit(p, j, tNow, R, L);
     }
   }
 }

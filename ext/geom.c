@@ -527,6 +527,7 @@ int trGeomProvenValid(const TrGeom *p){
       }
     }
     if( nRef > 16*(size_t)nEdge ) goto done;    /* long edges: GEOS */
+    if( nRef >= 0x3fffffff ) goto done;         /* entries count in an int */
     /* each cell is a list of the edges put in it so far (aHead: 1 + the
     ** newest entry, 0 for none; aRef: pairs of edge number and the entry
     ** below it); an edge meets the ones before it in each of its cells */
